@@ -1,0 +1,399 @@
+"""The ECDP SRMethod adapter and its three-stage Trainer.
+
+Inference (paper's test protocol, ``lib/trainer.py::test_one``): z ~ N(0, I)·temperature at HR
+size, one PF-ODE solve (dopri5, rtol = atol = 1e-3, τ: 300 → 0.1), HR = x/5 + B(LR). The LR
+encoder runs once per image; its resized features and their 1×1 projections are prepared once
+per solve.
+
+Training stages (``method.train.stage``), each a :class:`srbench.training.Trainer`:
+
+* ``regressor`` — RRDB regressor, L1 (stage a);
+* ``diffusion`` — score network on the scaled residual, two-head loss; the encoder (initialised
+  from ``train.regressor_weights``) trains in its own parameter group at ``train.encoder_lr``
+  (stage b);
+* ``finetune`` — VGG19-conv5_4 L1 on the PF-ODE output, gradients by the adjoint method through
+  the U-Net only (stage c); initialise with ``method.weights`` = the stage-(b) checkpoint, whose
+  EMA weights (``model_avg``) are taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from srbench.method import SRMethod, UnsupportedInput
+from srbench.training import Trainer
+from srbench.weights import MissingWeightsError, WeightFile
+
+from .checkpoint import load_ecdp_weights, load_regressor_weights
+from .losses import PerceptualLoss, regressor_l1_loss, score_matching_loss
+from .model import ECDPNet
+from .rrdb import RRDBRegressor
+from .sampler import SolverSettings, solve_pf_ode
+from .sde import ProbabilityFlowODE, perturb
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+STAGES = ("regressor", "diffusion", "finetune")
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    """``cfg[key]`` for dicts and OmegaConf nodes alike, ``default`` when absent or null."""
+    if cfg is None:
+        return default
+    try:
+        value = cfg[key] if key in cfg else default
+    except TypeError:
+        value = getattr(cfg, key, default)
+    return default if value is None else value
+
+
+@dataclass
+class ECDPConfig:
+    """Everything ``from_config`` reads (conf/method/ecdp*.yaml)."""
+
+    variant: str = "df2k"
+    scale: int = 4
+    weights: str | None = None
+    prefer_ema: bool = True
+    encoder_blocks: int = 23
+    block_selection: tuple[int, ...] = (1, 8, 15, 22)
+    encoder_features: int = 64
+    encoder_growth: int = 32
+    unet_channels: tuple[int, ...] = (64, 128, 256, 256)
+    unet_blocks: tuple[int, ...] = (2, 2, 2, 2)
+    time_channels: int = 128
+    residual_scale: float = 5.0
+    antialias: bool = False
+    temperature: float = 1.0
+    solver: SolverSettings = field(default_factory=SolverSettings)
+    batch_mode: str = "per_image"
+    precision: str = "fp32"
+    compile: bool = False
+    channels_last: bool = True
+    train: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> ECDPConfig:
+        enc, unet, smp = _get(cfg, "encoder", {}), _get(cfg, "unet", {}), _get(cfg, "sampler", {})
+        d = cls()
+        solver = SolverSettings(
+            method=str(_get(smp, "method", d.solver.method)),
+            rtol=float(_get(smp, "rtol", d.solver.rtol)),
+            atol=float(_get(smp, "atol", d.solver.atol)),
+            steps=_get(smp, "steps"),
+            tau_start=float(_get(smp, "tau_start", d.solver.tau_start)),
+            tau_end=float(_get(smp, "tau_end", d.solver.tau_end)),
+            authors_jump_t=bool(_get(smp, "authors_jump_t", False)),
+        )
+        out = cls(
+            variant=str(_get(cfg, "variant", d.variant)),
+            scale=int(_get(cfg, "scale", d.scale)),
+            weights=_get(cfg, "weights"),
+            prefer_ema=bool(_get(cfg, "prefer_ema", True)),
+            encoder_blocks=int(_get(enc, "num_blocks", d.encoder_blocks)),
+            block_selection=tuple(int(i) for i in _get(enc, "block_selection", d.block_selection)),
+            encoder_features=int(_get(enc, "num_features", d.encoder_features)),
+            encoder_growth=int(_get(enc, "growth", d.encoder_growth)),
+            unet_channels=tuple(int(c) for c in _get(unet, "channels", d.unet_channels)),
+            unet_blocks=tuple(int(n) for n in _get(unet, "num_blocks", d.unet_blocks)),
+            time_channels=int(_get(unet, "time_channels", d.time_channels)),
+            residual_scale=float(_get(cfg, "residual_scale", d.residual_scale)),
+            antialias=bool(_get(cfg, "antialias", False)),
+            temperature=float(_get(cfg, "temperature", d.temperature)),
+            solver=solver,
+            batch_mode=str(_get(smp, "batch_mode", d.batch_mode)),
+            precision=str(_get(cfg, "precision", d.precision)),
+            compile=bool(_get(cfg, "compile", False)),
+            channels_last=bool(_get(cfg, "channels_last", True)),
+            train=_get(cfg, "train", {}),
+        )
+        if out.batch_mode not in ("per_image", "joint"):
+            raise ValueError(f"ECDP: sampler.batch_mode must be 'per_image' or 'joint', got {out.batch_mode!r}")
+        if out.precision not in PRECISIONS:
+            raise ValueError(f"ECDP: precision must be one of {sorted(PRECISIONS)}, got {out.precision!r}")
+        return out
+
+    def build_net(self) -> ECDPNet:
+        return ECDPNet(
+            self.encoder_blocks, self.block_selection, self.unet_channels, self.unet_blocks, self.time_channels,
+            self.encoder_features, self.encoder_growth, self.residual_scale, self.antialias,
+        )
+
+
+def checkpoint_weight_file(variant: str) -> WeightFile:
+    """The (unpublished) checkpoint ECDP needs: no URL exists, one has to train it."""
+    return WeightFile(
+        method="ecdp",
+        filename=f"ecdp-{variant}.pt",
+        description=(
+            "ECDP checkpoint ({'model', 'model_avg'} state dicts, authors' layout). No weights are published: "
+            f"train with `make train METHOD=ecdp DATASET=…` (three stages, see methods/ecdp/README.md)"
+        ),
+        licence="trained by the user",
+    )
+
+
+class ECDP(SRMethod):
+    """Yuan & Yuan, "Efficient Conditional Diffusion Model with Probability Flow Sampling for
+    Image Super-resolution", AAAI 2024 — a re-implementation of Yuan-Yutao/ECDP."""
+
+    name = "ecdp"
+    scales = frozenset({4.0, 8.0})
+    is_stochastic = True
+
+    def __init__(self, cfg: ECDPConfig, net: ECDPNet, device: torch.device, provenance: dict) -> None:
+        self.cfg = cfg
+        self.net = net
+        self.device = torch.device(device)
+        self.provenance = provenance
+        self.last_nfe: list[int] = []
+        self._unet_fn: Any = net.unet
+        if cfg.compile:
+            self._unet_fn = torch.compile(net.unet, dynamic=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def required_weights(cls, cfg: Mapping[str, Any]) -> list[WeightFile]:
+        weights = _get(cfg, "weights")
+        if weights == "random":
+            return []
+        return [checkpoint_weight_file(str(_get(cfg, "variant", "df2k")))]
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], device: torch.device | str = "cpu",
+                    dtype: torch.dtype = torch.float32) -> ECDP:
+        """Build ECDPNet for ``cfg`` and load ``cfg.weights`` (a checkpoint path, or "random").
+
+        ``dtype`` bf16/fp16 selects autocast for the networks (the ODE state stays float32);
+        ``cfg.precision`` does the same from the config.
+        """
+        ecfg = ECDPConfig.from_mapping(cfg)
+        if dtype in (torch.bfloat16, torch.float16):
+            ecfg.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        net = ecfg.build_net()
+        if ecfg.weights == "random":
+            provenance = {"weights": "random"}
+        elif ecfg.weights is None:
+            wf = checkpoint_weight_file(ecfg.variant)
+            raise MissingWeightsError(f"ecdp needs a checkpoint (method.weights=PATH); {wf.description}")
+        else:
+            provenance = load_ecdp_weights(net, ecfg.weights, prefer_ema=ecfg.prefer_ema)
+        net = net.to(device).eval()
+        if ecfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return cls(ecfg, net, torch.device(device), provenance)
+
+    # ------------------------------------------------------------------ inference
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = PRECISIONS[self.cfg.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def initial_noise(self, seeds: Sequence[int], shape: tuple[int, int, int]) -> torch.Tensor:
+        """z ~ N(0, I)·temperature, one CPU generator per image (same z on every device)."""
+        z = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return torch.stack(z).to(self.device) * self.cfg.temperature
+
+    def sample(self, lr: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """One PF-ODE solve for a batch: lr B×3×h×w in [0, 1], z B×3×H×W → (HR not clamped, NFE)."""
+        size = tuple(z.shape[-2:])
+        if self.cfg.channels_last:
+            lr = lr.contiguous(memory_format=torch.channels_last)
+            z = z.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            cond = self.net.condition(lr, size, project=True)
+        lr_up = self.net.upsample_lr(lr.float(), size)
+
+        def heads(x: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with self._autocast():
+                return self._unet_fn(x, tau, cond)
+
+        x_end, counter = solve_pf_ode(ProbabilityFlowODE(heads, self.net.diffusion.schedule), z.float(), self.cfg.solver)
+        return self.net.from_residual(x_end, lr_up), counter.nfe
+
+    def check_input(self, lr: torch.Tensor, scale: float) -> None:
+        self.check_scale(scale)
+        if float(scale) != float(self.cfg.scale):
+            raise UnsupportedInput(f"this ECDP model ({self.cfg.variant}) was built for x{self.cfg.scale}, not x{scale:g}")
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise UnsupportedInput(f"ECDP expects B×3×h×w RGB input, got shape {tuple(lr.shape)}")
+
+    @torch.inference_mode()
+    def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
+        """lr: B×3×h×w in [0, 1] → B×3×(h·s)×(w·s) in [0, 1]; one seed per image."""
+        self.check_input(lr, scale)
+        if len(seeds) != lr.shape[0]:
+            raise ValueError(f"ECDP.upscale: {lr.shape[0]} images but {len(seeds)} seeds")
+        s = self.cfg.scale
+        z = self.initial_noise(seeds, (3, lr.shape[2] * s, lr.shape[3] * s))
+        lr = lr.to(self.device, torch.float32)
+        if self.cfg.batch_mode == "joint":
+            # one adaptive solve for the whole batch (authors' behaviour): the step sizes, hence
+            # each image's output at tolerance level, depend on the batch's other images
+            hr, nfe = self.sample(lr, z)
+            self.last_nfe = [nfe] * lr.shape[0]
+        else:
+            outs, self.last_nfe = [], []
+            for i in range(lr.shape[0]):
+                hr_i, nfe = self.sample(lr[i : i + 1], z[i : i + 1])
+                outs.append(hr_i)
+                self.last_nfe.append(nfe)
+            hr = torch.cat(outs)
+        return hr.clamp(0, 1).contiguous()
+
+    def describe(self) -> dict[str, Any]:
+        params = list(self.net.parameters())
+        return {
+            "name": self.name,
+            "variant": self.cfg.variant,
+            "scale": self.cfg.scale,
+            "params_total": sum(p.numel() for p in params),
+            "params_trainable": sum(p.numel() for p in params if p.requires_grad),
+            "params_unet": sum(p.numel() for p in self.net.unet.parameters()),
+            "params_encoder": sum(p.numel() for p in self.net.lr_feats.parameters()),
+            "nfe_per_image": list(self.last_nfe),
+            **self.cfg.solver.describe(),
+            "batch_mode": self.cfg.batch_mode,
+            "temperature": self.cfg.temperature,
+            "precision": self.cfg.precision,
+            "compile": self.cfg.compile,
+            "channels_last": self.cfg.channels_last,
+            "antialias": self.cfg.antialias,
+            "weights": self.provenance.get("weights"),
+            "weights_path": self.provenance.get("path"),
+            "weights_sha256": self.provenance.get("sha256"),
+        }
+
+    def trainer(self, cfg: Mapping[str, Any]) -> ECDPTrainer:
+        """A Trainer for ``method.train.stage`` (``cfg``: the training config or its ``method`` node)."""
+        mcfg = _get(cfg, "method", cfg)
+        return ECDPTrainer(self, _get(mcfg, "train", self.cfg.train))
+
+
+class RegressorMethod(SRMethod):
+    """The stage-(a) RRDB regressor as an SRMethod (for validation during its training)."""
+
+    name = "ecdp_regressor"
+    scales = frozenset({4.0, 8.0})
+
+    def __init__(self, regressor: RRDBRegressor) -> None:
+        self.regressor = regressor
+
+    @classmethod
+    def from_config(cls, cfg, device, dtype):  # pragma: no cover - built by ECDPTrainer only
+        raise NotImplementedError("RegressorMethod is built by ECDP's trainer, not from a config")
+
+    @torch.inference_mode()
+    def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
+        if float(scale) != float(self.regressor.sr_factor):
+            raise UnsupportedInput(f"the RRDB regressor was built for x{self.regressor.sr_factor}, not x{scale:g}")
+        was_training = self.regressor.training
+        self.regressor.eval()
+        try:
+            return self.regressor(lr).clamp(0, 1)
+        finally:
+            self.regressor.train(was_training)
+
+
+class ECDPTrainer(Trainer):
+    """The losses of ECDP's three training stages; the runner owns the loop.
+
+    What the runner must provide for the published recipes (conf/experiment/ecdp_train_*.yaml):
+    Adam (betas 0.9/0.999, no weight decay), gradient clipping *by value* at 10, linear warm-up
+    ``min(step+1, warmup)/warmup`` (500 steps; 1 for fine-tuning), ×0.5 step decay at the listed
+    epochs, EMA ``p ← (1−1/N)·p + p_new/N`` with N = 1000 (stage b) or N = 10 (stage c), and
+    evaluation with the EMA weights.
+    """
+
+    def __init__(self, method: ECDP, train_cfg: Mapping[str, Any]) -> None:
+        self.method = method
+        self.stage = str(_get(train_cfg, "stage", "diffusion"))
+        if self.stage not in STAGES:
+            raise ValueError(f"ECDP: method.train.stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        self.encoder_lr = float(_get(train_cfg, "encoder_lr", 1e-5))
+        cfg, net = method.cfg, method.net
+        self.net = net
+        device = method.device
+        if self.stage == "regressor":
+            self.regressor = RRDBRegressor(cfg.encoder_blocks, cfg.scale, 3, cfg.encoder_features, cfg.encoder_growth)
+            self.regressor.to(device)
+            if _get(train_cfg, "regressor_weights"):
+                load_regressor_weights(self.regressor, _get(train_cfg, "regressor_weights"), encoder_only=False)
+        elif self.stage == "diffusion":
+            if _get(train_cfg, "regressor_weights"):
+                # ECDP's constructor: lr_feats = pretrained RRDBNet trunk, tail discarded
+                load_regressor_weights(net.lr_feats, _get(train_cfg, "regressor_weights"), encoder_only=True)
+        else:
+            net.lr_feats.requires_grad_(False)  # the adjoint reaches only the U-Net
+            self.percep_weight = float(_get(train_cfg, "percep_weight", 0.5))
+            self.percep = PerceptualLoss(
+                str(_get(train_cfg, "percep_backbone", "imagenet")), _get(train_cfg, "percep_weights")
+            ).to(device)
+            self.solver = cfg.solver
+        net.train()
+        self.last_nfe_forward = 0
+
+    def modules(self) -> dict[str, nn.Module]:
+        if self.stage == "regressor":
+            return {"regressor": self.regressor}
+        return {"model": self.net}
+
+    def parameter_groups(self, base_lr: float) -> list[dict[str, Any]]:
+        if self.stage == "regressor":
+            return [{"params": list(self.regressor.parameters()), "lr": base_lr}]
+        groups = [{"params": list(self.net.unet.parameters()), "lr": base_lr}]
+        if self.stage == "diffusion":
+            groups.append({"params": list(self.net.lr_feats.parameters()), "lr": self.encoder_lr})
+        return groups
+
+    def _check_batch(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
+        s = self.method.cfg.scale
+        if hr.shape[-2:] != (lr.shape[-2] * s, lr.shape[-1] * s):
+            raise UnsupportedInput(f"ECDP training needs HR = {s}×LR, got LR {tuple(lr.shape)} and HR {tuple(hr.shape)}")
+
+    def training_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        lr, hr = batch["lr"], batch["hr"]
+        self._check_batch(lr, hr)
+        if self.stage == "regressor":
+            return {"loss": regressor_l1_loss(self.regressor(lr), hr)}
+        if self.stage == "diffusion":
+            return self._diffusion_step(lr, hr)
+        return self._finetune_step(lr, hr)
+
+    def _diffusion_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        net = self.net
+        feats = net.lr_feats(lr)
+        x0 = net.to_residual(hr, net.upsample_lr(lr, tuple(hr.shape[-2:])))
+        # τ ~ U[0, 300) continuous, one per image (authors' Diffusion.normalize, training branch)
+        s = torch.rand(x0.shape[0], device=x0.device, dtype=torch.float64)
+        alpha_bar = net.diffusion.schedule.alpha_bar(s).to(x0.dtype)
+        eps = torch.randn_like(x0)
+        x_t = perturb(x0, eps, alpha_bar)
+        eps_hat, x0_hat = net.unet(x_t, (s * net.diffusion.schedule.tau_max).to(x0.dtype), feats)
+        return score_matching_loss(eps_hat, x0_hat, eps, x0)
+
+    def _finetune_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        net = self.net
+        size = tuple(hr.shape[-2:])
+        with torch.no_grad():  # the encoder gets no gradient in stage (c)
+            cond = net.condition(lr, size, project=False)
+            lr_up = net.upsample_lr(lr, size)
+        z = torch.randn_like(hr) * self.method.cfg.temperature
+        ode = ProbabilityFlowODE(lambda x, tau: net.unet(x, tau, cond), net.diffusion.schedule)
+        x_end, counter = solve_pf_ode(ode, z, self.solver, adjoint=True, adjoint_params=tuple(net.unet.parameters()))
+        self.last_nfe_forward = counter.nfe
+        self._counter = counter  # keeps counting during backward (adjoint NFE)
+        percep = self.percep(net.from_residual(x_end, lr_up), hr)
+        return {"loss": self.percep_weight * percep.mean(), "percep": percep.mean().detach(),
+                "nfe_forward": torch.tensor(float(counter.nfe))}
+
+    def eval_method(self) -> SRMethod:
+        if self.stage == "regressor":
+            return RegressorMethod(self.regressor)
+        return self.method

@@ -1,0 +1,1 @@
+"""Subcommands of the ``srbench`` console script; each module has ``main(argv) -> int``."""

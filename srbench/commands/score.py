@@ -1,0 +1,146 @@
+"""``srbench score SR_DIR HR_DIR``: score images produced by any code with the srbench harness.
+
+Pairs are matched by file stem (an SR file may carry a suffix given by ``--sr-suffix``, e.g.
+``_out``). Unmatched files and size mismatches are errors that list the files — nothing is
+cropped silently (``--modcrop-hr`` crops HR to the SR size when it is larger by less than the
+scale, and the summary says so). Writes the same ``per_image.csv`` / ``summary.json`` /
+``manifest.json`` as a bench run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from srbench.results.provenance import device_info, git_state, library_versions
+from srbench.results.store import STATUS_OK, PerImageCSV, atomic_write_json
+from srbench.runners.errors import UserError, is_user_error, one_line
+from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
+
+
+def pair_files(sr_dir: Path, hr_dir: Path, sr_suffix: str = "") -> list[tuple[str, Path, Path]]:
+    from srbench.data.io import list_images
+
+    sr = {p.stem[: len(p.stem) - len(sr_suffix)] if sr_suffix and p.stem.endswith(sr_suffix) else p.stem: p
+          for p in list_images(sr_dir)}
+    hr = {p.stem: p for p in list_images(hr_dir)}
+    only_sr, only_hr = sorted(set(sr) - set(hr)), sorted(set(hr) - set(sr))
+    if only_sr or only_hr:
+        raise UserError(f"unmatched files — SR without HR: {only_sr[:20]}; HR without SR: {only_hr[:20]} "
+                        f"(pairs are matched by file stem{'; SR suffix ' + repr(sr_suffix) if sr_suffix else ''})")
+    if not sr:
+        raise UserError(f"no images in {sr_dir}")
+    return [(k, sr[k], hr[k]) for k in sorted(sr)]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="srbench score", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sr_dir", type=Path)
+    parser.add_argument("hr_dir", type=Path)
+    parser.add_argument("--profile", default="standard",
+                        help="standard | matlab | pyiqa-ycbcr | piq-rgb | basicsr-rgb (default: standard)")
+    parser.add_argument("--scale", type=float, default=None, help="SR scale (crop border; inferred from --lr-dir)")
+    parser.add_argument("--lr-dir", type=Path, default=None, help="LR images: adds LR-PSNR (bicubic operator)")
+    parser.add_argument("--sr-suffix", default="", help="suffix of SR file stems, e.g. _out")
+    parser.add_argument("--modcrop-hr", action="store_true", help="crop HR to the SR size when larger by < scale")
+    parser.add_argument("--lpips", default="alex", help="comma list of LPIPS nets (alex,vgg) or 'none'")
+    parser.add_argument("--lpips-weights", default=None, help="directory with the torchvision backbone file")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=None, help="output dir (default results/score/<sr_dir>-<profile>)")
+    args = parser.parse_args(argv)
+    try:
+        out = score_folders(args)
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"srbench score: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def score_folders(args: argparse.Namespace) -> Path:
+    from srbench.data.io import read_image
+    from srbench.data.resize import imresize
+    from srbench.metrics import build_metrics
+    from srbench.metrics.stats import summarize
+    from srbench.runners.bench import resolve_device
+
+    for d in (args.sr_dir, args.hr_dir, args.lr_dir):
+        if d is not None and not d.is_dir():
+            raise UserError(f"{d} is not a directory")
+    pairs = pair_files(args.sr_dir, args.hr_dir, args.sr_suffix)
+    lr_files = {}
+    if args.lr_dir is not None:
+        lr_pairs = pair_files(args.lr_dir, args.hr_dir, "")  # same names as HR
+        lr_files = {k: lr for k, lr, _ in lr_pairs}
+    device = resolve_device(args.device)
+    nets = () if args.lpips == "none" else tuple(n for n in args.lpips.split(",") if n)
+    suite = build_metrics(args.profile, lpips_nets=nets, lpips_weights=args.lpips_weights, device=device)
+    columns = [c for c in suite.columns if c not in suite.missing]
+    if args.lr_dir is None:
+        columns = [c for c in columns if c != "lr_psnr"]
+    for column, reason in suite.missing.items():
+        print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
+    out = args.out or Path("results") / "score" / f"{args.sr_dir.resolve().name}-{args.profile}"
+    out.mkdir(parents=True, exist_ok=True)
+    table = PerImageCSV(out / "per_image.csv", per_image_columns(columns, timing=False))
+    done = table.done()
+
+    mismatched, modcropped, scale_seen = [], [], set()
+    started = time.time()
+    for name, sr_path, hr_path in pairs:
+        if name in done:
+            continue
+        hr_img = read_image(hr_path)
+        sr, hr, gray = read_image(sr_path).tensor, hr_img.tensor, hr_img.was_gray
+        lr = read_image(lr_files[name]).tensor if name in lr_files else None
+        scale = args.scale or (sr.shape[-1] / lr.shape[-1] if lr is not None else None)
+        if scale is None:
+            raise UserError("give --scale (or --lr-dir to infer it): the standard profile crops a border of `scale`")
+        scale_seen.add(scale)
+        if sr.shape != hr.shape:
+            dh, dw = hr.shape[-2] - sr.shape[-2], hr.shape[-1] - sr.shape[-1]
+            if args.modcrop_hr and 0 <= dh < scale and 0 <= dw < scale:
+                hr = hr[..., : sr.shape[-2], : sr.shape[-1]]
+                modcropped.append(name)
+            else:
+                hint = " (HR is not modcropped to scale × LR: try --modcrop-hr)" if 0 <= dh < scale and 0 <= dw < scale else ""
+                mismatched.append(f"{sr_path.name} {tuple(sr.shape[-2:])} vs {hr_path.name} {tuple(hr.shape[-2:])}{hint}")
+                continue
+        degrade = (lambda x, s=scale: imresize(x, 1.0 / s, quantize=True)) if lr is not None else None
+        values = score_batch(suite, sr[None].to(device), hr[None].to(device),
+                             None if lr is None else lr[None].to(device), scale=scale, degrade=degrade, gray=[gray], names=[name])
+        row = {"image": name, "seed": "", "status": STATUS_OK, "error": "", "profile": args.profile}
+        row.update({c: v[0] for c, v in values.items() if c in columns})
+        table.append([row])
+    if mismatched:
+        raise UserError(f"size mismatch in {len(mismatched)} pair(s): {'; '.join(mismatched[:10])}")
+    summary = {"sr_dir": str(args.sr_dir), "hr_dir": str(args.hr_dir), "profile": args.profile,
+               "status": "complete", "n_total": len(pairs), "scale": sorted(scale_seen),
+               **summarize_rows(table.rows(), columns, summarize),
+               "metric_ids": {c: suite.ids_for(min(scale_seen)).get(c, c) for c in columns}, "missing_metrics": suite.missing,
+               "hr_modcropped": modcropped, "wall_time_s": time.time() - started}
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "manifest.json", {"command": sys.argv, "git": git_state(), "args": vars(args),
+                                              "libraries": library_versions(), "device": device_info(device)})
+    _print_summary(summary, columns)
+    return out
+
+
+def _print_summary(summary: dict, columns: list[str]) -> None:
+    parts = []
+    for c in columns:
+        m = summary["metrics"].get(c)
+        if m:
+            parts.append(f"{c}={m['mean']:.4f} [{m['ci95_low']:.4f}, {m['ci95_high']:.4f}]")
+    print(f"{summary['n_images']} images ({summary['profile']}): " + "  ".join(parts))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(sys.argv[1:]))

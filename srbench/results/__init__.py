@@ -1,0 +1,1 @@
+"""Results store (per-image rows, summaries, manifests) and reports."""

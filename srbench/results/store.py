@@ -1,0 +1,166 @@
+"""The results store: ``results/<dataset>/<method>/<run>/{per_image.csv, summary.json, manifest.json}``.
+
+* ``per_image.csv`` — one row per image, appended and fsync'ed per batch. On restart the rows
+  already present are skipped (resume). A row cut short by a crash (no trailing newline) is
+  dropped when the store is opened, so it is recomputed rather than half-counted.
+* ``summary.json`` / ``manifest.json`` — written atomically (temp file + rename). The summary's
+  ``status`` is ``complete`` only when every image of the dataset has a row; a killed run
+  leaves ``running``/``partial``, a crashed one ``failed``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+STATUS_OK = "ok"
+STATUS_SKIPPED = "skipped"
+
+
+class ResultsError(RuntimeError):
+    pass
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` so that readers see either the old or the new file, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no inf/NaN: write them as the strings "inf", "-inf", "nan"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2, default=_json_default, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+class PerImageCSV:
+    """Append-only per-image table with crash-safe resume."""
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._repair_and_check_header()
+        else:
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _repair_and_check_header(self) -> None:
+        data = self.path.read_bytes()
+        if not data.endswith(b"\n"):  # a row torn by a crash: drop it, it will be recomputed
+            cut = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+        with open(self.path, newline="") as f:
+            header = next(csv.reader(f), None)
+        if header != self.columns:
+            raise ResultsError(
+                f"{self.path} has columns {header} but this run writes {self.columns}; "
+                "use a new run_name or delete the old run directory"
+            )
+
+    def rows(self) -> list[dict[str, str]]:
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def done(self) -> set[str]:
+        return {r["image"] for r in self.rows()}
+
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="raise")
+            for row in rows:
+                w.writerow({c: _fmt(row.get(c)) for c in self.columns})
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _fmt(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)  # full precision; "inf"/"nan" round-trip through float()
+    return v
+
+
+def parse_float(s: str) -> float:
+    return float(s) if s not in ("", None) else math.nan
+
+
+class RunDir:
+    """One run's directory in the results store."""
+
+    def __init__(self, root: str | os.PathLike, dataset: str, method: str, run_name: str):
+        self.path = Path(root) / dataset / method / run_name
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def per_image_path(self) -> Path:
+        return self.path / "per_image.csv"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    def per_image(self, columns: Sequence[str]) -> PerImageCSV:
+        return PerImageCSV(self.per_image_path, columns)
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        atomic_write_json(self.summary_path, summary)
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        atomic_write_json(self.manifest_path, manifest)

@@ -1,0 +1,1 @@
+"""Runners: bench (evaluate), train, perf. Console scripts live here."""

@@ -1,0 +1,34 @@
+"""Shared fixtures. Tests run on CPU, offline, without ../shared (those needing it skip)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$SRBENCH_SHARED_DATA`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("SRBENCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the shared real-image folder; skips the test when it is absent."""
+    path = shared_data_dir()
+    if not (path / "Set5").is_dir():
+        pytest.skip(f"shared data not found at {path} (set SRBENCH_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory, monkeypatch):
+    """Keep every test away from the user's caches and weights."""
+    root = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(root / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_MODE", "disabled")

@@ -1,0 +1,102 @@
+"""Test helpers: throw-away plugin distributions and composed bench configs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def make_plugin(root: Path, dist: str, module: str, methods: dict[str, str], source: str) -> Path:
+    """Write an installed-looking distribution into ``root``: a module plus ``.dist-info`` entry points.
+
+    ``methods`` maps entry-point name → ``module:Attr``. Adding ``root`` to ``sys.path`` (or
+    PYTHONPATH) is exactly how a pip-installed third-party package is found by importlib.metadata.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = ["[srbench.methods]"] + [f"{k} = {v}" for k, v in methods.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+TOY_PLUGIN_SOURCE = '''
+    import torch
+    from srbench.method import SRMethod
+    from srbench.weights import WeightFile
+
+
+    class NearestToy(SRMethod):
+        """A third-party method: nearest-neighbour upsampling plus seeded noise of size `noise`."""
+
+        name = "toy_nearest"
+        scales = frozenset({2.0, 4.0})
+        is_stochastic = True
+
+        def __init__(self, noise):
+            self.noise = noise
+
+        @classmethod
+        def from_config(cls, cfg, device, dtype):
+            return cls(float(cfg.get("noise", 0.0)))
+
+        def upscale(self, lr, scale, *, seeds):
+            sr = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="nearest")
+            if self.noise:
+                noise = torch.stack([torch.randn(sr.shape[1:], generator=torch.Generator().manual_seed(s))
+                                     for s in seeds]).to(sr)
+                sr = sr + self.noise * noise
+            return sr.clamp(0, 1)
+
+
+    class NeedsWeights(NearestToy):
+        name = "toy_weighted"
+
+        @classmethod
+        def required_weights(cls, cfg):
+            return [WeightFile(method="toy_weighted", filename="toy_weighted_v1.pth",
+                               url="https://example.org/toy_weighted_v1.pth")]
+'''
+
+
+def plugin_env(plugin_root: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: int = 300) -> subprocess.CompletedProcess:
+    exe = args[0]
+    cmd = [str(BIN / exe)] + args[1:] if (BIN / exe).exists() else args
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def bench_config(overrides: list[str]) -> Iterator[dict]:
+    """The resolved bench config for ``overrides``, composed as the app composes it.
+
+    Hydra stays initialised inside the ``with`` block (``method=all`` composes per-method configs).
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from srbench.data.base import dataset_registry
+    from srbench.method import method_entries
+    from srbench.runners.hydra_setup import CONF_DIR, prepare_hydra
+
+    prepare_hydra(overrides, groups={"method": method_entries, "dataset": dataset_registry})
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="bench", overrides=overrides)
+        yield OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,222 @@
+"""The bench runner: results store, resume, batching, bad input, LR-only folders, `all` mode."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import TOY_PLUGIN_SOURCE, bench_config, make_plugin, run_cli
+from PIL import Image
+
+from srbench.runners import bench
+from srbench.runners.bench import execute, run_bench
+
+SMALL = ["dataset.images=[coins,chelsea,camera]", "metrics.lpips_nets=[]", "num_workers=0"]
+SCORE_COLUMNS = ["image", "seed", "status", "psnr", "ssim", "lr_psnr"]
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "per_image.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def scores(run_dir: Path) -> list[tuple]:
+    """Identity columns as strings, metric values rounded to 1e-12 (conv2d sums may differ in the last ulp)."""
+    return [tuple(r[c] if c in ("image", "seed", "status") else round(float(r[c]), 12) for c in SCORE_COLUMNS)
+            for r in rows(run_dir)]
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    root = make_plugin(tmp_path / "site", "toy-sr-plugin", "toy_sr_plugin",
+                       {"toy_nearest": "toy_sr_plugin:NearestToy", "toy_weighted": "toy_sr_plugin:NeedsWeights"},
+                       TOY_PLUGIN_SOURCE)
+    monkeypatch.syspath_prepend(str(root))
+    return root
+
+
+def test_bicubic_run_writes_results_store(tmp_path):
+    with bench_config(["method=bicubic", f"results_dir={tmp_path}", *SMALL]) as cfg:
+        result = run_bench(cfg)
+    assert result.status == "complete"
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert summary["n_images"] == 3 and summary["n_total"] == 3 and summary["profile"] == "standard"
+    assert summary["metric_ids"]["psnr"].startswith("psnr@")
+    assert {"sha", "dirty"} <= set(manifest["git"]) and manifest["libraries"]["torch"]
+    assert manifest["config"]["method"]["name"] == "bicubic" and manifest["dataset"]["num_images"] == 3
+    table = rows(result.run_dir)
+    assert [r["image"] for r in table] == ["coins", "chelsea", "camera"]
+    for r in table:
+        assert r["status"] == "ok" and r["profile"] == "standard"
+        assert 15 < float(r["psnr"]) < 45 and 0 < float(r["ssim"]) < 1 and float(r["time_ms"]) > 0
+        # LR consistency of MATLAB bicubic up then down is high but not exact
+        assert float(r["lr_psnr"]) > 30
+    assert sorted(p.name for p in (result.run_dir / "samples").iterdir()) == ["camera.png", "chelsea.png", "coins.png"]
+    mean = np.mean([float(r["psnr"]) for r in table])
+    assert summary["metrics"]["psnr"]["mean"] == pytest.approx(mean, abs=1e-9)
+
+
+def test_metrics_equal_direct_computation(tmp_path):
+    """The runner's row for an image equals scoring bicubic(LR) against HR by hand."""
+    from srbench.data.samples import SamplesDataset
+    from srbench.data.resize import imresize
+    from srbench.metrics import build_metrics
+
+    with bench_config(["method=bicubic", f"results_dir={tmp_path}", *SMALL]) as cfg:
+        result = run_bench(cfg)
+    sample = SamplesDataset(scale=4, images=["chelsea"])[0]
+    sr = imresize(sample.lr[None], 4, quantize=True).clamp(0, 1)
+    suite = build_metrics("standard", lpips_nets=())
+    direct = suite(sr, sample.hr[None], sample.lr[None], scale=4, degrade=SamplesDataset(scale=4).degrade)
+    row = next(r for r in rows(result.run_dir) if r["image"] == "chelsea")
+    assert float(row["psnr"]) == pytest.approx(float(direct["psnr"][0]), abs=1e-9)
+    assert float(row["ssim"]) == pytest.approx(float(direct["ssim"][0]), abs=1e-9)
+
+
+def test_batch_size_does_not_change_results(tmp_path, toy):
+    outs = []
+    for bs in (1, 3):
+        with bench_config(["method=toy_nearest", "+method.noise=0.05", f"batch_size={bs}",
+                           f"results_dir={tmp_path / str(bs)}", "dataset.images=[coins,astronaut,camera]",
+                           "metrics.lpips_nets=[]", "num_workers=0"]) as cfg:
+            outs.append(scores(run_bench(cfg).run_dir))
+    assert outs[0] == outs[1]
+
+
+class _Interrupt(BaseException):
+    pass
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, toy, monkeypatch):
+    overrides = ["method=toy_nearest", "+method.noise=0.05", "batch_size=1", "dataset.images=null",
+                 "metrics.lpips_nets=[]", "num_workers=0"]
+    with bench_config(overrides + [f"results_dir={tmp_path / 'full'}"]) as cfg:
+        full = run_bench(cfg)
+
+    calls = {"n": 0}
+    real = bench._process_group
+
+    def dying(*args, **kwargs):
+        if calls["n"] == 3:  # killed while processing the 4th image
+            raise _Interrupt()
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "_process_group", dying)
+    with bench_config(overrides + [f"results_dir={tmp_path / 'resumed'}"]) as cfg:
+        with pytest.raises(_Interrupt):
+            run_bench(cfg)
+        run_dir = next((tmp_path / "resumed" / "samples" / "toy_nearest").iterdir())
+        assert len(rows(run_dir)) == 3
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+        # a crash in the middle of writing a row leaves a torn line: it must be dropped, not counted
+        with open(run_dir / "per_image.csv", "a") as f:
+            f.write("rocket,123,ok,,17.")
+        monkeypatch.setattr(bench, "_process_group", real)
+        resumed = run_bench(cfg)
+    assert resumed.status == "complete"
+    assert scores(resumed.run_dir) == scores(full.run_dir)
+    names = [r["image"] for r in rows(resumed.run_dir)]
+    assert len(names) == len(set(names)) == 8
+
+
+def test_all_mode_runs_available_and_lists_skipped(tmp_path, toy, capsys):
+    with bench_config(["method=all", f"results_dir={tmp_path}", *SMALL]) as cfg:
+        results = execute(cfg, overrides=["method=all"])
+    status = {r.method: r.status for r in results}
+    assert status["bicubic"] == "complete" and status["toy_nearest"] == "complete"
+    assert status["toy_weighted"] == "skipped"
+    out = capsys.readouterr()
+    assert "toy_weighted_v1.pth" in out.err and "PSNR" in out.out and "bicubic" in out.out
+
+
+def _png(path: Path, h: int, w: int, seed: int = 0, mode: str = "RGB") -> None:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).convert(mode).save(path)
+
+
+def test_folder_hr_only_corrupt_image_raise_or_skip(tmp_path, capsys):
+    hr = tmp_path / "hr"
+    _png(hr / "a.png", 48, 64, 1)
+    _png(hr / "b.png", 50, 66, 2)  # not divisible by 4 → modcrop
+    (hr / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    base = ["method=bicubic", "dataset=folder", f"dataset.hr_dir={hr}", f"results_dir={tmp_path / 'r'}",
+            "metrics.lpips_nets=[]", "num_workers=0"]
+    with bench_config(base) as cfg:
+        with pytest.raises(SystemExit) as err:
+            execute(cfg)
+    assert err.value.code == 2
+    msg = capsys.readouterr().err.strip().splitlines()
+    assert len(msg) == 1 and "c.png" in msg[0]
+    with bench_config(base + ["on_error=skip"]) as cfg:
+        result = run_bench(cfg)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["n_images"] == 2 and summary["n_skipped"] == 1
+    assert summary["skipped"][0]["image"] == "c" and "c.png" in summary["skipped"][0]["error"]
+
+
+def test_lr_only_folder_gives_sr_images_and_no_reference_columns(tmp_path):
+    lr = tmp_path / "lr"
+    _png(lr / "x.png", 12, 16, 3)
+    with bench_config(["method=bicubic", "dataset=folder", f"dataset.lr_dir={lr}", f"results_dir={tmp_path / 'r'}",
+                       "num_workers=0", "save_images=all"]) as cfg:
+        result = run_bench(cfg)
+    header = list(rows(result.run_dir)[0])
+    assert "psnr" not in header and "ssim" not in header and "lpips" not in header
+    sr = np.asarray(Image.open(result.run_dir / "samples" / "x.png"))
+    assert sr.shape == (48, 64, 3)
+
+
+def test_given_pairs_size_mismatch_is_one_line(tmp_path, capsys):
+    _png(tmp_path / "hr" / "a.png", 40, 40)
+    _png(tmp_path / "lr" / "a.png", 12, 10)
+    with bench_config(["method=bicubic", "dataset=folder", f"dataset.hr_dir={tmp_path / 'hr'}",
+                       f"dataset.lr_dir={tmp_path / 'lr'}", f"results_dir={tmp_path / 'r'}", "num_workers=0",
+                       "metrics.lpips_nets=[]"]) as cfg:
+        with pytest.raises(SystemExit):
+            execute(cfg)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "size mismatch" in err[0] and "a.png" in err[0]
+
+
+def test_nan_output_is_reported(tmp_path, toy, monkeypatch, capsys):
+    import toy_sr_plugin
+
+    def nan_upscale(self, lr, scale, *, seeds):
+        return torch.full((lr.shape[0], 3, lr.shape[2] * int(scale), lr.shape[3] * int(scale)), float("nan"))
+
+    monkeypatch.setattr(toy_sr_plugin.NearestToy, "upscale", nan_upscale)
+    base = ["method=toy_nearest", f"results_dir={tmp_path}", *SMALL]
+    with bench_config(base) as cfg:
+        with pytest.raises(SystemExit):
+            execute(cfg)
+    assert "NaN/Inf" in capsys.readouterr().err
+    with bench_config(base + ["on_error=skip", "run_name=skip"]) as cfg:
+        result = run_bench(cfg)
+    assert result.summary["n_skipped"] == 3 and result.summary["n_images"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["method=nope"], "unknown method 'nope'; valid:"),
+        (["dataset=nope"], "unknown dataset 'nope'; valid:"),
+        (["method=toy_nearest", "dataset.scale=3"], "does not support scale x3"),
+        (["method=bicubic", "dataset=folder", "dataset.hr_dir=/does/not/exist"], "/does/not/exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, toy, args, needle):
+    from helpers import plugin_env
+
+    out = run_cli(["srbench-bench", *args, f"results_dir={tmp_path}", "metrics.lpips_nets=[]"],
+                  env=plugin_env(toy), cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    err = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and needle in err[0], out.stderr

@@ -1,0 +1,115 @@
+"""Stage-(c) gradients: the adjoint PF-ODE solve against direct back-propagation.
+
+The oracle is autograd through the unrolled solver (``odeint``) on the same ODE; the adjoint
+method (``odeint_adjoint``, as the authors fine-tune) must give the same U-Net gradients while
+keeping nothing per solver step for backward.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from methods.ecdp.method import ECDP
+from methods.ecdp.model import ECDPNet
+from methods.ecdp.sampler import SolverSettings, solve_pf_ode
+from methods.ecdp.sde import ProbabilityFlowODE
+
+TINY = dict(encoder_blocks=1, block_selection=(0,), unet_channels=(16, 32), unet_blocks=(1, 1), time_channels=16,
+            encoder_features=8, encoder_growth=4)
+
+
+def _tiny_net(dtype=torch.float64) -> ECDPNet:
+    torch.manual_seed(0)
+    net = ECDPNet(**TINY).to(dtype)
+    with torch.no_grad():  # move away from the near-identity init so every parameter matters
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return net
+
+
+def _loss_and_grads(net: ECDPNet, lr, z, settings, adjoint: bool):
+    net.zero_grad(set_to_none=True)
+    size = tuple(z.shape[-2:])
+    with torch.no_grad():
+        cond = net.condition(lr, size, project=False)
+    ode = ProbabilityFlowODE(lambda x, tau: net.unet(x, tau, cond))
+    x_end, counter = solve_pf_ode(ode, z, settings, adjoint=adjoint, adjoint_params=tuple(net.unet.parameters()))
+    loss = x_end.square().mean()
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in net.unet.parameters()])
+    return loss.detach(), grads, counter
+
+
+def test_adjoint_gradients_match_direct_backprop():
+    net = _tiny_net()
+    g = torch.Generator().manual_seed(1)
+    lr = torch.rand(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    z = torch.randn(2, 3, 16, 16, generator=g, dtype=torch.float64)
+    settings = SolverSettings(rtol=1e-9, atol=1e-9)
+    loss_d, grad_d, _ = _loss_and_grads(net, lr, z, settings, adjoint=False)
+    loss_a, grad_a, counter = _loss_and_grads(net, lr, z, settings, adjoint=True)
+    torch.testing.assert_close(loss_a, loss_d, rtol=1e-9, atol=0)
+    assert grad_d.abs().max() > 0
+    rel = ((grad_a - grad_d).norm() / grad_d.norm()).item()
+    assert rel < 1e-4, rel
+    assert counter.nfe > 0
+
+
+def _saved_bytes(net, lr, z, settings, adjoint: bool) -> int:
+    """Bytes of tensors autograd keeps for backward during the forward solve (dedup by storage)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        size = tuple(z.shape[-2:])
+        with torch.no_grad():
+            cond = net.condition(lr, size, project=False)
+        ode = ProbabilityFlowODE(lambda x, tau: net.unet(x, tau, cond))
+        x_end, _ = solve_pf_ode(ode, z, settings, adjoint=adjoint, adjoint_params=tuple(net.unet.parameters()))
+        x_end.square().mean()
+    param_bytes = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    return sum(b for ptr, b in seen.items() if ptr not in param_bytes)
+
+
+def test_adjoint_memory_is_flat_in_solver_steps():
+    net = _tiny_net(torch.float32)
+    lr, z = torch.rand(1, 3, 4, 4), torch.randn(1, 3, 16, 16)
+    few, many = SolverSettings(method="rk4", steps=2), SolverSettings(method="rk4", steps=20)
+    direct = [_saved_bytes(net, lr, z, s, adjoint=False) for s in (few, many)]
+    adjoint = [_saved_bytes(net, lr, z, s, adjoint=True) for s in (few, many)]
+    assert direct[1] > 5 * direct[0]  # unrolled autograd keeps every stage of every step
+    assert adjoint[1] <= adjoint[0] * 1.01 + 1024  # the adjoint keeps only the end state
+    assert adjoint[1] < direct[0]
+
+
+def test_finetune_step_gives_no_gradient_to_the_encoder():
+    cfg = dict(weights="random", encoder=dict(num_blocks=1, block_selection=[0], num_features=8, growth=4),
+               unet=dict(channels=[16, 32], num_blocks=[1, 1], time_channels=16),
+               sampler=dict(method="euler", steps=3), channels_last=False,
+               train=dict(stage="finetune", percep_backbone="random"))
+    method = ECDP.from_config(cfg, "cpu")
+    trainer = method.trainer({"method": cfg})
+    hr = torch.rand(1, 3, 32, 32)
+    batch = {"hr": hr, "lr": torch.nn.functional.avg_pool2d(hr, 4), "scale": 4.0, "names": ["a"]}
+    out = trainer.training_step(batch)
+    out["loss"].backward()
+    assert all(p.grad is None for p in method.net.lr_feats.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.net.unet.parameters())
+    groups = trainer.parameter_groups(1e-5)
+    assert len(groups) == 1 and {id(p) for p in groups[0]["params"]} == {id(p) for p in method.net.unet.parameters()}
+
+
+@pytest.mark.gpu
+def test_adjoint_peak_cuda_memory_flat_in_steps():
+    net = _tiny_net(torch.float32).cuda()
+    lr, z = torch.rand(1, 3, 16, 16, device="cuda"), torch.randn(1, 3, 64, 64, device="cuda")
+    peaks = []
+    for steps in (4, 40):
+        torch.cuda.reset_peak_memory_stats()
+        _loss_and_grads(net, lr, z, SolverSettings(method="rk4", steps=steps), adjoint=True)
+        peaks.append(torch.cuda.max_memory_allocated())
+    assert peaks[1] < 1.2 * peaks[0]

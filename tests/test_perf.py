@@ -1,0 +1,129 @@
+"""srbench perf (srbench/runners/perf.py): tiny targets on CPU, timing and memory against known loads."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from srbench.runners import perf
+from srbench.runners.perf import COLUMNS, Built, Case, main, measure, run_case
+
+TINY = ["sd_source=tiny", "device=cpu", "cpu_threads=1", "warmup=1", "iters=2", "compile=[false]"]
+
+
+def test_tiny_targets_write_a_csv_row_per_case(tmp_path, capsys):
+    out = tmp_path / "perf.csv"
+    status = main(["targets=[sd.vae_encode,sd.unet_step,sd.vae_decode,method:bicubic]", "sizes=[32]",
+                   "batches=[1,2]", "dtypes=[fp32]", f"out={out}", *TINY])
+    printed = capsys.readouterr().out
+    assert status == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 8 and (df["status"] == "ok").all()
+    assert set(df["target"]) == {"sd.vae_encode", "sd.unet_step", "sd.vae_decode", "method:bicubic"}
+    for col in ("ms_per_image", "images_per_s", "ms_per_call", "peak_mem_mb"):
+        assert np.isfinite(df[col]).all() and (df[col] > 0).all(), col
+    np.testing.assert_allclose(df["ms_per_image"] * df["batch"], df["ms_per_call"])
+    np.testing.assert_allclose(df["images_per_s"] * df["ms_per_image"], 1000.0)
+    assert (df["ms_per_call_min"] <= df["ms_per_call"]).all()
+    nfe = df.set_index(["target", "batch"])["nfe"]
+    assert nfe[("sd.unet_step", 1)] == 1 and nfe[("method:bicubic", 1)] == 0  # bicubic.describe() says 0
+    assert math.isnan(nfe[("sd.vae_decode", 1)])
+    assert df.loc[df.target == "method:bicubic", "scale"].eq(4).all()
+    assert (df["mem_kind"].str.startswith("cpu_peak_rss")).all() and df["device"].str.startswith("CPU").all()
+    assert "ms_per_image" in printed and "sd.unet_step" in printed  # the table is printed
+
+
+def test_rerun_replaces_rows_of_the_same_case(tmp_path):
+    out = tmp_path / "perf.csv"
+    common = ["targets=[method:bicubic]", "sizes=[32]", f"out={out}", *TINY]
+    assert main([*common, "batches=[1,2]", "dtypes=[fp32]"]) == 0
+    first = pd.read_csv(out)
+    time.sleep(1.1)  # timestamps have one-second resolution
+    assert main([*common, "batches=[1]", "dtypes=[fp32,bf16]"]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 3  # (B1 fp32) replaced, (B2 fp32) kept, (B1 bf16) added
+    assert sorted(zip(df["batch"], df["dtype"])) == [(1, "bf16"), (1, "fp32"), (2, "fp32")]
+    kept = df[(df.batch == 2)]["timestamp"].item()
+    assert kept == first[first.batch == 2]["timestamp"].item()
+    assert df[(df.batch == 1) & (df.dtype == "fp32")]["timestamp"].item() != first[first.batch == 1]["timestamp"].item()
+
+
+def test_timing_and_throughput_of_a_known_delay(monkeypatch):
+    # oracle: a call that sleeps 20 ms for a batch of 4 → ≈ 5 ms/image, ≈ 200 images/s
+    monkeypatch.setitem(perf.TARGETS, "sleep", lambda case, cfg: Built(lambda: time.sleep(0.02), None))
+    row = run_case(Case("sleep", 8, 4, "fp32", False, None, torch.device("cpu")), {"warmup": 1, "iters": 5})
+    assert row["status"] == "ok"
+    assert 19.5 <= row["ms_per_call"] < 60
+    assert row["ms_per_image"] == pytest.approx(row["ms_per_call"] / 4)
+    assert 4000 / 60 < row["images_per_s"] <= 4000 / 19.5
+
+
+def test_cpu_peak_memory_sees_a_large_allocation():
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+    def allocate() -> None:
+        x = torch.ones(64 * 2**20)  # 256 MiB, touched
+        del x
+
+    before = rss_mb()
+    _, peak, kind = measure(allocate, torch.device("cpu"), warmup=0, iters=1)
+    if kind != "cpu_peak_rss":
+        pytest.skip("this kernel does not let a process reset its peak RSS")
+    assert peak >= before + 250
+    _, small_peak, _ = measure(lambda: None, torch.device("cpu"), warmup=0, iters=1)
+    assert small_peak < peak - 200  # the peak was reset before timing
+
+
+def test_a_failing_case_is_recorded_and_the_rest_run(tmp_path):
+    out = tmp_path / "perf.csv"
+    # 30 px output at ×4 has no integer LR size: that case fails, 32 px runs
+    status = main(["targets=[method:bicubic]", "sizes=[30,32]", "batches=[1]", "dtypes=[fp32]", f"out={out}", *TINY])
+    assert status == 1
+    df = pd.read_csv(out).set_index("size")
+    assert df.loc[30, "status"] == "failed" and "not a multiple of scale" in df.loc[30, "error"]
+    assert df.loc[32, "status"] == "ok"
+
+
+def test_unknown_target_is_one_line(capsys):
+    assert main(["targets=[nope]", "device=cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown perf target 'nope'" in err[0]
+
+
+def test_device_slug_is_a_file_name():
+    slug = perf.device_slug(torch.device("cpu"))
+    assert slug.startswith("cpu") and all(c.isalnum() or c == "-" for c in slug)
+
+
+@pytest.mark.slow
+def test_compiled_tiny_unet_on_cpu(tmp_path):
+    out = tmp_path / "perf.csv"
+    assert main(["targets=[sd.unet_step]", "sizes=[32]", "batches=[1]", "dtypes=[fp32]", f"out={out}",
+                 "sd_source=tiny", "device=cpu", "warmup=2", "iters=3", "compile=[false,true]"]) == 0
+    df = pd.read_csv(out)
+    assert list(df["compile"]) == [False, True] and (df["status"] == "ok").all()
+
+
+@pytest.mark.gpu
+def test_sd_pieces_at_512_on_gpu(tmp_path):
+    # Reference points (H100, random weights): UNet one step B1 bf16 eager ≈ 25 ms, compiled ≈ 18 ms;
+    # VAE decode 512² compiled ≈ 8 ms. Printed for the record; asserted loosely on H100-class GPUs only.
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    out = tmp_path / "perf.csv"
+    main(["targets=[sd.vae_encode,sd.unet_step,sd.vae_decode]", "sizes=[512]", "batches=[1,8]",
+          "dtypes=[bf16,fp16]", "compile=[false,true]", "iters=20", f"out={out}"])
+    df = pd.read_csv(out)
+    print(df.to_string())
+    assert (df["status"] == "ok").all()
+    if "H100" in torch.cuda.get_device_name():
+        unet = df[(df.target == "sd.unet_step") & (df.batch == 1) & (df.dtype == "bf16")].set_index("compile")
+        assert unet.loc[False, "ms_per_call"] < 2 * 25 and unet.loc[True, "ms_per_call"] < 2 * 18

@@ -1,0 +1,74 @@
+"""`srbench score`: outside SR images scored with the same harness, strict pairing."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srbench.commands.score import main as score_main
+from srbench.data.resize import imresize
+from srbench.metrics import build_metrics
+
+
+def _save(path, x: torch.Tensor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()).save(path)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    for i, name in enumerate(["a", "b"]):
+        base = torch.rand(3, 12, 16, generator=gen)
+        hr = imresize(base, 4).clamp(0, 1)  # smooth 48×64 image
+        hr = (hr * 255).round() / 255
+        lr = imresize(hr, 1 / 4, quantize=True)
+        sr = imresize(lr, 4, quantize=True).clamp(0, 1)
+        _save(tmp_path / "hr" / f"{name}.png", hr)
+        _save(tmp_path / "lr" / f"{name}.png", lr)
+        _save(tmp_path / "sr" / f"{name}_out.png", sr)
+    return tmp_path
+
+
+def test_score_matches_harness_and_writes_store(folders, capsys):
+    out = folders / "out"
+    rc = score_main([str(folders / "sr"), str(folders / "hr"), "--lr-dir", str(folders / "lr"), "--sr-suffix",
+                     "_out", "--lpips", "none", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["image"] for r in rows] == ["a", "b"] and summary["scale"] == [4.0]
+    suite = build_metrics("standard", lpips_nets=())
+    for r in rows:
+        def load(p):
+            return torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float().div(255)[None]
+        sr, hr = load(folders / "sr" / f"{r['image']}_out.png"), load(folders / "hr" / f"{r['image']}.png")
+        direct = suite(sr, hr, scale=4)
+        assert float(r["psnr"]) == pytest.approx(float(direct["psnr"][0]), abs=1e-9)
+        assert 15 < float(r["lr_psnr"]) < 100
+    assert summary["metric_ids"]["psnr"] == "psnr@basicsr-y-crop4"
+
+
+def test_unmatched_files_are_listed(folders, capsys):
+    (folders / "hr" / "c.png").write_bytes((folders / "hr" / "a.png").read_bytes())
+    rc = score_main([str(folders / "sr"), str(folders / "hr"), "--sr-suffix", "_out", "--scale", "4",
+                     "--lpips", "none", "--out", str(folders / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "HR without SR: ['c']" in err[0]
+
+
+def test_size_mismatch_is_an_error_unless_modcrop_asked(folders, capsys):
+    hr = np.asarray(Image.open(folders / "hr" / "a.png"))
+    padded = np.pad(hr, ((0, 2), (0, 3), (0, 0)), mode="edge")
+    Image.fromarray(padded).save(folders / "hr" / "a.png")
+    args = [str(folders / "sr"), str(folders / "hr"), "--sr-suffix", "_out", "--scale", "4", "--lpips", "none"]
+    assert score_main(args + ["--out", str(folders / "o1")]) == 2
+    err = capsys.readouterr().err
+    assert "size mismatch" in err and "a_out.png" in err and "--modcrop-hr" in err
+    assert score_main(args + ["--out", str(folders / "o2"), "--modcrop-hr"]) == 0
+    assert json.loads((folders / "o2" / "summary.json").read_text())["hr_modcropped"] == ["a"]
