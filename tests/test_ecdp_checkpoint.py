@@ -37,6 +37,15 @@ SPEC_TOTALS = {"df2k": 42_587_846, "imagenet": 37_551_878, "celeba": 31_796_486}
 SPEC_REGRESSORS = {"df2k": 16_661_059, "imagenet": 11_625_091, "celeba": 5_906_627}
 SPEC_UNET = 26_039_302
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 @pytest.fixture(scope="module")
 def authors_shapes() -> dict:
@@ -82,14 +91,14 @@ def _tiny_net(seed: int) -> ECDPNet:
 def test_strip_prefixes_ddp_and_compile():
     t = torch.zeros(1)
     got = strip_wrapper_prefixes({"module.model.lr_feats.conv_first.weight": t,
-                                  "_orig_mod.module.model.x": t, "model.diffusion._orig_mod.network.y": t})
+                                  "module._orig_mod.model.x": t, "model.diffusion._orig_mod.network.y": t})
     assert set(got) == {"model.lr_feats.conv_first.weight", "model.x", "model.diffusion.network.y"}
 
 
 def test_authors_trainer_checkpoint_loads_ema_first(tmp_path):
     """A checkpoint laid out like theirs (``model``/``model_avg``, wrapper + DDP/compile prefixes)."""
     raw, ema = _tiny_net(0), _tiny_net(1)
-    wrap = lambda sd, p: {p + "model." + k: v for k, v in sd.items()}  # noqa: E731
+    wrap = lambda sd, p: {p + "model." + k: v for k, v in sd.items()}
     path = tmp_path / "checkpoint.pt"
     torch.save({"model": wrap(raw.state_dict(), "module."), "model_avg": wrap(ema.state_dict(), "_orig_mod."),
                 "epoch": 3, "sched_model": {"milestones": [300, 400]}}, path)

@@ -19,6 +19,15 @@ from methods.ecdp.sde import ProbabilityFlowODE, VPSchedule, hybrid_epsilon, per
 SCH = VPSchedule()
 F64 = torch.float64
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def _ab(tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.tensor(tau / 300, dtype=F64)
@@ -112,7 +121,7 @@ def test_pf_ode_rhs_is_song_probability_flow_with_exact_score():
     data = GaussianData()
     x = torch.randn(3, *data.shape, dtype=F64)
     for tau in (0.1, 20.0, 280.0):
-        ab, om = _ab(tau)
+        _, om = _ab(tau)
         mean, cov = data.marginal(tau)
         score = -torch.linalg.solve(cov, (x.reshape(3, -1) - mean).T).T  # ∇ log N(mean, cov)
         beta = SCH.beta(torch.tensor(tau / 300, dtype=F64))

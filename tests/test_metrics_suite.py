@@ -114,16 +114,20 @@ def test_lr_psnr_shape_mismatch_is_reported(suite):
 
 
 def test_gray_flag_scores_the_grey_channel(suite):
+    """matlab honours the loader's grey flag (one channel); standard, like BasicSR's pipeline, does not."""
     sr, hr = batch(6)
     sr, hr = sr[:, :1].expand(-1, 3, -1, -1), hr[:, :1].expand(-1, 3, -1, -1)
-    flagged = suite(sr, hr, scale=4, gray=[True, True])
-    plain = suite(sr, hr, scale=4)
+    matlab = build_metrics("matlab", lpips_nets=(), scale=4)
+    flagged = matlab(sr, hr, scale=4, gray=[True, True])
     for i in range(2):
         g_sr, g_hr = u8(sr)[i, 0, 4:-4, 4:-4], u8(hr)[i, 0, 4:-4, 4:-4]
         assert flagged["psnr"][i].item() == pytest.approx(sk_psnr(g_hr, g_sr, data_range=255), abs=1e-10)
+    plain = suite(sr, hr, scale=4)
+    standard_flagged = suite(sr, hr, scale=4, gray=[True, True])
+    assert torch.equal(plain["psnr"], standard_flagged["psnr"]) and torch.equal(plain["lpips"], standard_flagged["lpips"])
+    # Y of a replicated grey is 16 + 219/255·v: every error shrinks by 219/255
     gap = (plain["psnr"] - flagged["psnr"]).numpy()
     np.testing.assert_allclose(gap, 20 * math.log10(255 / 219), atol=1e-9)
-    assert torch.equal(flagged["lpips"], plain["lpips"])
 
 
 def test_nan_image_is_isolated(suite):

@@ -105,7 +105,7 @@ def select_state_dict(obj: Mapping, *, prefer_ema: bool = True, where: str = "ch
 
 def drop_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Remove ``prefix`` from keys that have it (the authors' ``model.`` wrapper); keep the rest."""
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+    return {k.removeprefix(prefix): v for k, v in state.items()}
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -52,11 +51,6 @@ def score_matching_loss(
     return {"loss": loss_eps + loss_x0, "loss_eps": loss_eps.detach(), "loss_x0": loss_x0.detach()}
 
 
-def torch_hub_checkpoint_dir() -> Path:
-    """Where torchvision caches downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 class VGG19Features(nn.Module):
     """VGG19 ``features[:35]`` (conv1_1 … conv5_4, pre-ReLU) on ImageNet-normalised [0, 1] RGB.
 
@@ -72,7 +66,7 @@ class VGG19Features(nn.Module):
 
         if backbone == "imagenet":
             try:
-                path = resolve(VGG19_WEIGHTS, weights_path or torch_hub_checkpoint_dir() / VGG19_WEIGHTS.filename)
+                path = resolve(VGG19_WEIGHTS, weights_path)  # also looks in the torch hub cache
             except MissingWeightsError as err:
                 raise MissingWeightsError(f"ECDP perceptual loss (VGG19 conv5_4): {err}") from None
             net = vgg19()

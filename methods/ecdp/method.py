@@ -46,8 +46,8 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
     if cfg is None:
         return default
     try:
-        value = cfg[key] if key in cfg else default
-    except TypeError:
+        value = cfg.get(key, default)
+    except (AttributeError, TypeError):
         value = getattr(cfg, key, default)
     return default if value is None else value
 
@@ -132,7 +132,7 @@ def checkpoint_weight_file(variant: str) -> WeightFile:
         filename=f"ecdp-{variant}.pt",
         description=(
             "ECDP checkpoint ({'model', 'model_avg'} state dicts, authors' layout). No weights are published: "
-            f"train with `make train METHOD=ecdp DATASET=…` (three stages, see methods/ecdp/README.md)"
+            "train with `make train METHOD=ecdp DATASET=…` (three stages, see methods/ecdp/README.md)"
         ),
         licence="trained by the user",
     )
@@ -273,7 +273,15 @@ class ECDP(SRMethod):
     def trainer(self, cfg: Mapping[str, Any]) -> ECDPTrainer:
         """A Trainer for ``method.train.stage`` (``cfg``: the training config or its ``method`` node)."""
         mcfg = _get(cfg, "method", cfg)
-        return ECDPTrainer(self, _get(mcfg, "train", self.cfg.train))
+        train_cfg = _get(mcfg, "train", self.cfg.train)
+        if str(_get(train_cfg, "stage", "")) == "finetune":
+            init = _get(_get(cfg, "init", {}), "checkpoint")
+            if self.provenance.get("weights") == "random" and not init and not _get(train_cfg, "allow_random_init"):
+                raise ValueError(
+                    "ECDP fine-tuning (stage c) starts from a trained stage-b model: set init.checkpoint=<stage-b "
+                    "run dir or step_*.pt> or method.weights=<checkpoint>"
+                )
+        return ECDPTrainer(self, train_cfg)
 
 
 class RegressorMethod(SRMethod):

@@ -26,10 +26,10 @@ from .unet import UNet, UNetCondition, resize_like_torchvision
 class Diffusion(nn.Module):
     """Score network + VP schedule tables (authors' ``Diffusion`` module, its state-dict layout)."""
 
-    def __init__(self, network: UNet, schedule: VPSchedule = VPSchedule()) -> None:
+    def __init__(self, network: UNet, schedule: VPSchedule | None = None) -> None:
         super().__init__()
         self.network = network
-        self.schedule = schedule
+        self.schedule = schedule = schedule or VPSchedule()
         for name, table in schedule.discrete_tables().items():
             self.register_buffer(name, table)
 
@@ -60,7 +60,7 @@ class ECDPNet(nn.Module):
         encoder_growth: int = 32,
         residual_scale: float = 5.0,
         antialias: bool = False,
-        schedule: VPSchedule = VPSchedule(),
+        schedule: VPSchedule | None = None,
     ) -> None:
         super().__init__()
         self.lr_feats = RRDBEncoder(encoder_blocks, block_selection, 3, encoder_features, encoder_growth)

@@ -86,7 +86,7 @@ class CountedODEFunc(nn.Module):
 
     def forward(self, tau: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
-        self.min_tau = min(self.min_tau, float(tau))
+        self.min_tau = min(self.min_tau, float(tau.detach()))
         return self.func(tau, x)
 
 

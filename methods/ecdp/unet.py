@@ -127,14 +127,15 @@ class Up(nn.Module):
         return self.upconv(x)
 
 
-def sinusoidal_embedding(tau: torch.Tensor, channels: int) -> torch.Tensor:
+def sinusoidal_embedding(tau: torch.Tensor, channels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """[sin(τ·f_k), cos(τ·f_k)], f_k = exp(−ln(10⁴)·k/(channels/2 − 1)), k = 0…channels/2−1.
 
-    ``tau``: shape () or (N,), network time in [0, 300]. Returns (N, channels) float32.
+    ``tau``: shape () or (N,), network time in [0, 300]. Returns (N, channels) in ``dtype``
+    (float32 as the authors; float64 for a float64 model, whose RHS must be smooth in τ to 1e-16).
     """
     half = channels // 2
-    freqs = torch.exp(torch.arange(half, device=tau.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
-    args = tau.reshape(-1).float()[:, None] * freqs[None, :]
+    freqs = torch.exp(torch.arange(half, device=tau.device, dtype=dtype) * (-math.log(10000.0) / (half - 1)))
+    args = tau.reshape(-1).to(dtype)[:, None] * freqs[None, :]
     return torch.cat([args.sin(), args.cos()], dim=1)
 
 
@@ -263,7 +264,9 @@ class UNet(nn.Module):
             cond = self.prepare_condition(cond, tuple(x.shape[-2:]), project=False)
         if tau.dim() == 0:
             tau = tau[None]
-        temb = self.time_in(sinusoidal_embedding(tau, self.time_channels).to(self.in_conv.network.weight.dtype))
+        wdtype = self.in_conv.network.weight.dtype
+        emb_dtype = torch.float64 if wdtype == torch.float64 else torch.float32
+        temb = self.time_in(sinusoidal_embedding(tau, self.time_channels, emb_dtype).to(wdtype))
         blocks = iter(zip(range(len(self._block_levels)), self._block_levels))
 
         def run_block(block: ResnetBlock, h: torch.Tensor) -> torch.Tensor:
