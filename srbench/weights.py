@@ -57,6 +57,10 @@ __all__ = [
 ]
 
 
+class WeightsFormatError(ValueError):
+    """A weight file exists but cannot be used (unknown format, not a state dict, bad keys). One line."""
+
+
 class MissingWeightsError(FileNotFoundError):
     """A weight file is absent or corrupt. ``str(err)`` is one line meant for the user."""
 
@@ -553,7 +557,7 @@ def load_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> t
 
         return load_file(str(p), device="cpu"), digest
     if p.suffix not in _PICKLE_SUFFIXES:
-        raise ValueError(
+        raise WeightsFormatError(
             f"{p}: unknown checkpoint format {p.suffix!r}; expected .safetensors or one of {_PICKLE_SUFFIXES}"
         )
     try:
@@ -561,11 +565,11 @@ def load_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> t
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types; each becomes one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not allow_pickle and ("weights_only" in str(exc) or "Unsupported global" in str(exc)):
-            raise ValueError(
+            raise WeightsFormatError(
                 f"{p} holds Python objects besides tensors, so it was not unpickled (weights_only); "
                 "if you trust the file, load it with allow_pickle=True"
             ) from None
-        raise ValueError(f"{p}: cannot read checkpoint ({type(exc).__name__}: {first})") from None
+        raise WeightsFormatError(f"{p}: cannot read checkpoint ({type(exc).__name__}: {first})") from None
 
 
 def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -578,7 +582,7 @@ def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
             new = new[len("module.") :]
         new = ".".join(part for part in new.split(".") if part != "_orig_mod")
         if new in out:
-            raise ValueError(
+            raise WeightsFormatError(
                 f"state dict keys {key!r} and another key both become {new!r} after stripping prefixes"
             )
         out[new] = value
@@ -599,11 +603,11 @@ def load_state_dict(
     if subkey is not None:
         if not (isinstance(obj, Mapping) and subkey in obj):
             keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-            raise ValueError(f"{path}: no entry {subkey!r} in the checkpoint (top level: {keys})")
+            raise WeightsFormatError(f"{path}: no entry {subkey!r} in the checkpoint (top level: {keys})")
         obj = obj[subkey]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         top = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-        raise ValueError(
+        raise WeightsFormatError(
             f"{path}: not a flat tensor state dict (top level: {top}); pass subkey= to pick the nested dict"
         )
     return strip_prefixes(obj), digest

@@ -63,11 +63,12 @@ def test_bicubic_run_writes_results_store(tmp_path):
 
 def test_metrics_equal_direct_computation(tmp_path):
     """The runner's row for an image equals scoring bicubic(LR) against HR by hand."""
-    from srbench.data.samples import SamplesDataset
     from srbench.data.resize import imresize
+    from srbench.data.samples import SamplesDataset
     from srbench.metrics import build_metrics
 
-    with bench_config(["method=bicubic", f"results_dir={tmp_path}", *SMALL]) as cfg:
+    with bench_config(["method=bicubic", f"results_dir={tmp_path}", "dataset.images=[chelsea]",
+                       "metrics.lpips_nets=[]", "num_workers=0"]) as cfg:
         result = run_bench(cfg)
     sample = SamplesDataset(scale=4, images=["chelsea"])[0]
     sr = imresize(sample.lr[None], 4, quantize=True).clamp(0, 1)
@@ -93,36 +94,73 @@ class _Interrupt(BaseException):
 
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, toy, monkeypatch):
-    overrides = ["method=toy_nearest", "+method.noise=0.05", "batch_size=1", "dataset.images=null",
-                 "metrics.lpips_nets=[]", "num_workers=0"]
+    overrides = ["method=toy_nearest", "+method.noise=0.05", "batch_size=1", "metrics.lpips_nets=[]",
+                 "dataset.images=[coins,chelsea,camera,coffee]", "num_workers=0"]
     with bench_config(overrides + [f"results_dir={tmp_path / 'full'}"]) as cfg:
         full = run_bench(cfg)
 
     calls = {"n": 0}
-    real = bench._process_group
+    real = bench.BenchLoop.group
 
-    def dying(*args, **kwargs):
-        if calls["n"] == 3:  # killed while processing the 4th image
+    def dying(self, group):
+        if calls["n"] == 2:  # killed while processing the 3rd image
             raise _Interrupt()
         calls["n"] += 1
-        return real(*args, **kwargs)
+        return real(self, group)
 
-    monkeypatch.setattr(bench, "_process_group", dying)
+    monkeypatch.setattr(bench.BenchLoop, "group", dying)
     with bench_config(overrides + [f"results_dir={tmp_path / 'resumed'}"]) as cfg:
         with pytest.raises(_Interrupt):
             run_bench(cfg)
         run_dir = next((tmp_path / "resumed" / "samples" / "toy_nearest").iterdir())
-        assert len(rows(run_dir)) == 3
+        assert len(rows(run_dir)) == 2
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
         # a crash in the middle of writing a row leaves a torn line: it must be dropped, not counted
         with open(run_dir / "per_image.csv", "a") as f:
-            f.write("rocket,123,ok,,17.")
-        monkeypatch.setattr(bench, "_process_group", real)
+            f.write("camera,123,ok,,17.")
+        monkeypatch.setattr(bench.BenchLoop, "group", real)
         resumed = run_bench(cfg)
     assert resumed.status == "complete"
     assert scores(resumed.run_dir) == scores(full.run_dir)
     names = [r["image"] for r in rows(resumed.run_dir)]
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names)) == 4
+    manifest = json.loads((resumed.run_dir / "manifest.json").read_text())
+    assert len(manifest["resumes"]) == 1 and manifest["identity"]["dataset"]["image_list_sha256"]
+
+
+def _folder_run(tmp_path, hr, extra=()):
+    with bench_config(["method=bicubic", "dataset=folder", f"dataset.hr_dir={hr}", "run_name=r",
+                       f"results_dir={tmp_path / 'r'}", "metrics.lpips_nets=[]", "num_workers=0", *extra]) as cfg:
+        return run_bench(cfg)
+
+
+def test_resume_refuses_changed_images_and_retries_skipped(tmp_path, capsys):
+    hr = tmp_path / "hr"
+    _png(hr / "a.png", 48, 64, 1)
+    _png(hr / "b.png", 48, 64, 2)
+    (hr / "c.png").write_bytes(b"not a png")
+    first = _folder_run(tmp_path, hr, ["on_error=skip"])
+    assert first.summary["n_skipped"] == 1 and first.summary["valid"] is False
+    _png(hr / "c.png", 48, 64, 3)  # the user fixes the broken file: it is scored on resume
+    second = _folder_run(tmp_path, hr)
+    assert second.summary["n_images"] == 3 and second.summary["valid"] is True
+    assert [r["image"] for r in rows(second.run_dir)] == ["a", "b", "c"]
+    (hr / "b.png").unlink()  # a different image list must not resume into the old rows
+    with pytest.raises(Exception, match="different dataset"):
+        _folder_run(tmp_path, hr)
+
+
+def test_warmup_call_is_not_timed(tmp_path, toy, monkeypatch):
+    import toy_sr_plugin
+
+    calls = []
+    real = toy_sr_plugin.NearestToy.upscale
+    monkeypatch.setattr(toy_sr_plugin.NearestToy, "upscale", lambda self, lr, s, *, seeds: calls.append(1) or
+                        real(self, lr, s, seeds=seeds))
+    with bench_config(["method=toy_nearest", "warmup=1", f"results_dir={tmp_path}", *SMALL]) as cfg:
+        result = run_bench(cfg)
+    assert len(calls) == 4 and result.summary["n_images"] == 3
+    assert {r["batch"] for r in rows(result.run_dir)} == {"1"}
 
 
 def test_all_mode_runs_available_and_lists_skipped(tmp_path, toy, capsys):
@@ -200,7 +238,9 @@ def test_nan_output_is_reported(tmp_path, toy, monkeypatch, capsys):
     assert "NaN/Inf" in capsys.readouterr().err
     with bench_config(base + ["on_error=skip", "run_name=skip"]) as cfg:
         result = run_bench(cfg)
-    assert result.summary["n_skipped"] == 3 and result.summary["n_images"] == 0
+    s = result.summary
+    assert s["status"] == "complete" and s["n_nonfinite"] == 3 and s["n_images"] == 0 and s["valid"] is False
+    assert s["metrics"]["psnr"]["n_nan"] == 3 and s["metrics"]["psnr"]["valid"] is False
 
 
 @pytest.mark.parametrize(
@@ -220,3 +260,28 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, toy, args, needle):
     assert out.returncode == 2, out.stderr
     err = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and needle in err[0], out.stderr
+
+
+def test_logger_receives_table_summary_and_thumbnails(tmp_path, monkeypatch):
+    import srbench.tracking as tracking
+    from srbench.tracking.base import Logger
+
+    seen = {}
+
+    class Recorder(Logger):
+        def log_table(self, name, rows, images=None):
+            seen["table"], seen["images"] = list(rows), dict(images or {})
+
+        def log_summary(self, summary):
+            seen["summary"] = dict(summary)
+
+        def finish(self):
+            seen["finished"] = True
+
+    monkeypatch.setattr(tracking, "build_logger", lambda cfg, **kw: seen.update(kw) or Recorder())
+    with bench_config(["method=bicubic", "logger=wandb", f"results_dir={tmp_path}", *SMALL]) as cfg:
+        result = run_bench(cfg)
+    assert seen["finished"] and seen["group"] == "samples" and seen["run_name"].startswith("bicubic-")
+    assert [r["image"] for r in seen["table"]] == ["coins", "chelsea", "camera"]
+    assert set(seen["images"]) == {"coins", "chelsea", "camera"}
+    assert seen["summary"]["psnr/mean"] == pytest.approx(result.summary["metrics"]["psnr"]["mean"])

@@ -409,13 +409,13 @@ def test_configs_load_and_run_fast(degs, photo, profile):
 
 
 def test_same_seed_same_bytes_under_deterministic_mode(degs, photo):
-    hr = photo[:, 100:228, 220:348]
+    hr = photo[:, 100:164, 220:284]
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
         for profile in PROFILES:
             d = degs[profile]
-            for name in ("0801_pch_00001", "0802_pch_00003", "0805_pch_00007"):
+            for name in ("0801_pch_00001", "0805_pch_00007"):
                 seed = d.seed_for("div2k_val", name)
                 first, p1 = d.degrade(hr, 4, seed)
                 second, p2 = d.degrade(hr.clone(), 4, seed)

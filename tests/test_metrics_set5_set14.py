@@ -17,7 +17,7 @@ from PIL import Image
 
 from srbench.metrics import build_metrics
 
-resize = pytest.importorskip("srbench.data.resize")
+from srbench.data import resize  # noqa: E402  (a broken resize module must fail, not skip)
 
 
 def load(path: Path) -> tuple[torch.Tensor, bool]:

@@ -180,3 +180,16 @@ def test_cuda_matches_cpu(suite):
     assert torch.allclose(cpu["ssim"], gpu["ssim"], rtol=0, atol=1e-9)
     assert torch.allclose(cpu["lpips"], gpu["lpips"], rtol=0, atol=1e-4)
     assert torch.allclose(cpu["lr_psnr"], gpu["lr_psnr"], rtol=0, atol=1e-6)
+
+
+def test_colour_sr_of_grey_image_uses_rgb2gray_not_one_channel():
+    """matlab scores a colour SR of a grey image through MATLAB's rgb2gray, not its red channel."""
+    sr, hr = batch(11, b=1)
+    hr = hr[:, :1].expand(-1, 3, -1, -1)
+    suite = build_metrics("matlab", lpips_nets=(), scale=4)
+    a = suite(sr, hr, scale=4, gray=[True])["psnr"]
+    # the reference: MATLAB rgb2gray of the 8-bit SR, rounded, against the grey HR channel
+    q = np.round(np.clip(sr[0].double().numpy(), 0, 1) * 255).transpose(1, 2, 0)
+    grey = np.floor(q @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5)
+    ref = sk_psnr(u8(hr)[0, 0, 4:-4, 4:-4].astype(np.float64), grey[4:-4, 4:-4], data_range=255)
+    assert float(a) == pytest.approx(ref, abs=1e-9)

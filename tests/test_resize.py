@@ -370,6 +370,7 @@ def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
+@pytest.mark.slow
 def test_other_resizers_against_official_lr(shared_data: Path) -> None:
     """Informative numbers (printed, run with -s): float mode, PIL and torch vs the MATLAB LR.
 

@@ -42,7 +42,7 @@ def test_score_matches_harness_and_writes_store(folders, capsys):
     assert rc == 0, capsys.readouterr().err
     rows = list(csv.DictReader(open(out / "per_image.csv")))
     summary = json.loads((out / "summary.json").read_text())
-    assert [r["image"] for r in rows] == ["a", "b"] and summary["scale"] == [4.0]
+    assert [r["image"] for r in rows] == ["a", "b"] and summary["scale"] == 4.0
     suite = build_metrics("standard", lpips_nets=())
     for r in rows:
         def load(p):
@@ -72,3 +72,32 @@ def test_size_mismatch_is_an_error_unless_modcrop_asked(folders, capsys):
     assert "size mismatch" in err and "a_out.png" in err and "--modcrop-hr" in err
     assert score_main(args + ["--out", str(folders / "o2"), "--modcrop-hr"]) == 0
     assert json.loads((folders / "o2" / "summary.json").read_text())["hr_modcropped"] == ["a"]
+
+
+def test_same_stem_twice_is_an_error(folders, capsys):
+    (folders / "sr" / "a_out.jpg").write_bytes((folders / "sr" / "a_out.png").read_bytes())
+    rc = score_main([str(folders / "sr"), str(folders / "hr"), "--sr-suffix", "_out", "--scale", "4",
+                     "--lpips", "none", "--out", str(folders / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "a_out.jpg" in err and "a_out.png" in err
+
+
+def test_rescoring_replaces_results_and_report_reads_them(folders, capsys, monkeypatch):
+    """Scoring another SR folder into the same output replaces every row (no stale resume)."""
+    out = folders / "out"
+    args = ["--sr-suffix", "_out", "--scale", "4", "--lpips", "none", "--out", str(out)]
+    assert score_main([str(folders / "sr"), str(folders / "hr"), *args]) == 0
+    first = {r["image"]: r["psnr"] for r in csv.DictReader(open(out / "per_image.csv"))}
+    other = folders / "sr2"
+    other.mkdir()
+    for p in (folders / "sr").iterdir():
+        img = np.asarray(Image.open(p)).astype(np.int16)
+        Image.fromarray(np.clip(img + 9, 0, 255).astype(np.uint8)).save(other / p.name)
+    assert score_main([str(other), str(folders / "hr"), *args]) == 0
+    second = {r["image"]: r["psnr"] for r in csv.DictReader(open(out / "per_image.csv"))}
+    assert first.keys() == second.keys() and all(first[k] != second[k] for k in first)
+    from srbench.commands.report import main as report_main
+
+    monkeypatch.chdir(folders)
+    assert report_main([str(folders), "--out", str(folders / "rep")]) == 0
+    assert "standard" in (folders / "rep" / "leaderboard.md").read_text()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from srbench.commands.weights import method_config
 from srbench.method import method_entries
 from srbench.runners.errors import one_line
-from srbench.weights import find
+from srbench.weights import explicit_path, find
 
 
 def method_rows() -> list[dict]:
@@ -21,11 +22,12 @@ def method_rows() -> list[dict]:
             continue
         row["scales"] = "any" if cls.scales is None else ",".join(f"x{s:g}" for s in sorted(cls.scales))
         try:
-            files = cls.required_weights({})
+            cfg = method_config(name)  # conf/method/<name>.yaml: the config `method=<name>` runs with
+            files = cls.required_weights(cfg)
         except Exception as exc:  # noqa: BLE001
             files, row["weights"] = [], f"? ({one_line(exc)})"
         if files:
-            missing = [wf.filename for wf in files if find(wf) is None]
+            missing = [wf.filename for wf in files if find(wf, explicit_path(wf, cfg.get("weights"))) is None]
             row["weights"] = "present" if not missing else f"missing: {', '.join(missing)}"
         else:
             row.setdefault("weights", "none needed")

@@ -31,8 +31,13 @@ def load_frame(runs: list[Path]) -> pd.DataFrame:
     records = []
     for run in runs:
         s = json.loads((run / "summary.json").read_text())
-        rec = {"dataset": s.get("dataset"), "scale": s.get("scale"), "method": s.get("method"),
-               "profile": s.get("profile"), "run": run.name, "status": s.get("status"), "n": s.get("n_images")}
+        scale = s.get("scale")
+        rec = {"dataset": s.get("dataset") or s.get("hr_dir"), "scale": ",".join(map(str, scale))
+               if isinstance(scale, list) else scale, "method": s.get("method") or s.get("sr_dir"),
+               "profile": s.get("profile"), "run": run.name, "status": s.get("status"), "n": s.get("n_images"),
+               "valid": s.get("valid"), "protocol": (s.get("hr_preparation") or {}).get("protocol"),
+               # ids tell apart what a label hides: crop, Y definition, a random-backbone LPIPS
+               "ids": " ".join(sorted((s.get("metric_ids") or {}).values()))}
         for m in METRICS:
             stats = s.get("metrics", {}).get(m)
             rec[m] = _num(stats.get("mean")) if stats else math.nan
@@ -66,8 +71,8 @@ def main(argv: list[str]) -> int:
     if args.status:
         df = df[df["status"] == args.status]
     df = df.sort_values(["dataset", "scale", "profile", "psnr"], ascending=[True, True, True, False])
-    cols = ["dataset", "scale", "profile", "method", "status", "n", *[m for m in METRICS if df[m].notna().any()],
-            "ms_per_img", "nfe", "run"]
+    cols = ["dataset", "scale", "profile", "method", "status", "valid", "n",
+            *[m for m in METRICS if df[m].notna().any()], "ms_per_img", "nfe", "run"]
     table = df[cols]
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out / "leaderboard.csv", index=False)

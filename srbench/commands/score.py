@@ -1,33 +1,36 @@
 """``srbench score SR_DIR HR_DIR``: score images produced by any code with the srbench harness.
 
 Pairs are matched by file stem (an SR file may carry a suffix given by ``--sr-suffix``, e.g.
-``_out``). Unmatched files and size mismatches are errors that list the files — nothing is
-cropped silently (``--modcrop-hr`` crops HR to the SR size when it is larger by less than the
-scale, and the summary says so). Writes the same ``per_image.csv`` / ``summary.json`` /
-``manifest.json`` as a bench run.
+``_out``); two files with the same stem, unmatched files and size mismatches are errors that
+list the files — nothing is cropped silently (``--modcrop-hr`` crops HR to the SR size when it
+is larger by less than the scale, and the summary says so). Writes the same ``per_image.csv``
+/ ``summary.json`` / ``manifest.json`` as a bench run. Scoring is cheap, so every call scores
+every pair afresh and replaces the output files at the end (nothing to resume, nothing stale).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import io
 import sys
 import time
 from pathlib import Path
 
-import torch
-
+from srbench.fsutil import atomic_write_json, atomic_write_text
 from srbench.results.provenance import device_info, git_state, library_versions
-from srbench.results.store import STATUS_OK, PerImageCSV, atomic_write_json
+from srbench.results.store import STATUS_OK
 from srbench.runners.errors import UserError, is_user_error, one_line
 from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
 
 
 def pair_files(sr_dir: Path, hr_dir: Path, sr_suffix: str = "") -> list[tuple[str, Path, Path]]:
     from srbench.data.io import list_images
+    from srbench.data.paired import files_by_stem
 
-    sr = {p.stem[: len(p.stem) - len(sr_suffix)] if sr_suffix and p.stem.endswith(sr_suffix) else p.stem: p
-          for p in list_images(sr_dir)}
-    hr = {p.stem: p for p in list_images(hr_dir)}
+    sr = files_by_stem(list_images(sr_dir), strip_suffix=sr_suffix, what=f"files in {sr_dir}")
+    hr = files_by_stem(list_images(hr_dir), what=f"files in {hr_dir}")
     only_sr, only_hr = sorted(set(sr) - set(hr)), sorted(set(hr) - set(sr))
     if only_sr or only_hr:
         raise UserError(f"unmatched files — SR without HR: {only_sr[:20]}; HR without SR: {only_hr[:20]} "
@@ -45,13 +48,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", default="standard",
                         help="standard | matlab | pyiqa-ycbcr | piq-rgb | basicsr-rgb (default: standard)")
     parser.add_argument("--scale", type=float, default=None, help="SR scale (crop border; inferred from --lr-dir)")
-    parser.add_argument("--lr-dir", type=Path, default=None, help="LR images: adds LR-PSNR (bicubic operator)")
+    parser.add_argument("--lr-dir", type=Path, default=None, help="LR images: adds LR-PSNR (MATLAB-bicubic operator)")
     parser.add_argument("--sr-suffix", default="", help="suffix of SR file stems, e.g. _out")
     parser.add_argument("--modcrop-hr", action="store_true", help="crop HR to the SR size when larger by < scale")
     parser.add_argument("--lpips", default="alex", help="comma list of LPIPS nets (alex,vgg) or 'none'")
     parser.add_argument("--lpips-weights", default=None, help="directory with the torchvision backbone file")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=None, help="output dir (default results/score/<sr_dir>-<profile>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output dir (default results/score/<sr_dir name>-<profile>-<hash of the inputs>)")
     args = parser.parse_args(argv)
     try:
         out = score_folders(args)
@@ -64,73 +68,82 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def default_out_dir(args: argparse.Namespace) -> Path:
+    key = "|".join(str(p.resolve()) if p else "" for p in (args.sr_dir, args.hr_dir, args.lr_dir))
+    digest = hashlib.sha256(f"{key}|{args.sr_suffix}|{args.scale}|{args.modcrop_hr}".encode()).hexdigest()[:8]
+    return Path("results") / "score" / f"{args.sr_dir.resolve().name}-{args.profile}-{digest}"
+
+
 def score_folders(args: argparse.Namespace) -> Path:
     from srbench.data.io import read_image
-    from srbench.data.resize import imresize
+    from srbench.data.paired import MatlabBicubicLR
     from srbench.metrics import build_metrics
     from srbench.metrics.stats import summarize
-    from srbench.runners.bench import resolve_device
+    from srbench.runners.devices import resolve_device
 
     for d in (args.sr_dir, args.hr_dir, args.lr_dir):
         if d is not None and not d.is_dir():
             raise UserError(f"{d} is not a directory")
     pairs = pair_files(args.sr_dir, args.hr_dir, args.sr_suffix)
-    lr_files = {}
-    if args.lr_dir is not None:
-        lr_pairs = pair_files(args.lr_dir, args.hr_dir, "")  # same names as HR
-        lr_files = {k: lr for k, lr, _ in lr_pairs}
+    lr_files = {k: lr for k, lr, _ in pair_files(args.lr_dir, args.hr_dir)} if args.lr_dir else {}
     device = resolve_device(args.device)
     nets = () if args.lpips == "none" else tuple(n for n in args.lpips.split(",") if n)
     suite = build_metrics(args.profile, lpips_nets=nets, lpips_weights=args.lpips_weights, device=device)
-    columns = [c for c in suite.columns if c not in suite.missing]
-    if args.lr_dir is None:
-        columns = [c for c in columns if c != "lr_psnr"]
+    columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or lr_files)]
     for column, reason in suite.missing.items():
         print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
-    out = args.out or Path("results") / "score" / f"{args.sr_dir.resolve().name}-{args.profile}"
-    out.mkdir(parents=True, exist_ok=True)
-    table = PerImageCSV(out / "per_image.csv", per_image_columns(columns, timing=False))
-    done = table.done()
 
-    mismatched, modcropped, scale_seen = [], [], set()
+    rows, mismatched, modcropped, scales = [], [], [], set()
     started = time.time()
     for name, sr_path, hr_path in pairs:
-        if name in done:
-            continue
         hr_img = read_image(hr_path)
-        sr, hr, gray = read_image(sr_path).tensor, hr_img.tensor, hr_img.was_gray
+        sr, hr = read_image(sr_path).tensor, hr_img.tensor
         lr = read_image(lr_files[name]).tensor if name in lr_files else None
         scale = args.scale or (sr.shape[-1] / lr.shape[-1] if lr is not None else None)
         if scale is None:
             raise UserError("give --scale (or --lr-dir to infer it): the standard profile crops a border of `scale`")
-        scale_seen.add(scale)
+        scales.add(scale)
         if sr.shape != hr.shape:
             dh, dw = hr.shape[-2] - sr.shape[-2], hr.shape[-1] - sr.shape[-1]
-            if args.modcrop_hr and 0 <= dh < scale and 0 <= dw < scale:
+            off_by_modcrop = 0 <= dh < scale and 0 <= dw < scale
+            if args.modcrop_hr and off_by_modcrop:
                 hr = hr[..., : sr.shape[-2], : sr.shape[-1]]
                 modcropped.append(name)
             else:
-                hint = " (HR is not modcropped to scale × LR: try --modcrop-hr)" if 0 <= dh < scale and 0 <= dw < scale else ""
-                mismatched.append(f"{sr_path.name} {tuple(sr.shape[-2:])} vs {hr_path.name} {tuple(hr.shape[-2:])}{hint}")
+                hint = " (HR is not modcropped to scale × LR: try --modcrop-hr)" if off_by_modcrop else ""
+                mismatched.append(f"{sr_path.name} {tuple(sr.shape[-2:])} vs {hr_path.name} "
+                                  f"{tuple(hr.shape[-2:])}{hint}")
                 continue
-        degrade = (lambda x, s=scale: imresize(x, 1.0 / s, quantize=True)) if lr is not None else None
+        degrade = MatlabBicubicLR(int(scale)).operator if lr is not None else None
         values = score_batch(suite, sr[None].to(device), hr[None].to(device),
-                             None if lr is None else lr[None].to(device), scale=scale, degrade=degrade, gray=[gray], names=[name])
-        row = {"image": name, "seed": "", "status": STATUS_OK, "error": "", "profile": args.profile}
-        row.update({c: v[0] for c, v in values.items() if c in columns})
-        table.append([row])
+                             None if lr is None else lr[None].to(device), scale=scale, degrade=degrade,
+                             gray=[hr_img.was_gray], names=[name])
+        rows.append({"image": name, "seed": "", "status": STATUS_OK, "error": "", "profile": args.profile,
+                     **{c: v[0] for c, v in values.items() if c in columns}})
     if mismatched:
         raise UserError(f"size mismatch in {len(mismatched)} pair(s): {'; '.join(mismatched[:10])}")
+
+    out = args.out or default_out_dir(args)
+    scale_out = next(iter(scales)) if len(scales) == 1 else sorted(scales)
     summary = {"sr_dir": str(args.sr_dir), "hr_dir": str(args.hr_dir), "profile": args.profile,
-               "status": "complete", "n_total": len(pairs), "scale": sorted(scale_seen),
-               **summarize_rows(table.rows(), columns, summarize),
-               "metric_ids": {c: suite.ids_for(min(scale_seen)).get(c, c) for c in columns}, "missing_metrics": suite.missing,
-               "hr_modcropped": modcropped, "wall_time_s": time.time() - started}
+               "status": "complete", "n_total": len(pairs), "scale": scale_out,
+               **summarize_rows(rows, columns, summarize),
+               "metric_ids": {c: suite.ids_for(min(scales)).get(c, c) for c in columns},
+               "missing_metrics": suite.missing, "hr_modcropped": modcropped, "wall_time_s": time.time() - started}
+    _write_rows(out / "per_image.csv", per_image_columns(columns, timing=False), rows)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_json(out / "manifest.json", {"command": sys.argv, "git": git_state(), "args": vars(args),
                                               "libraries": library_versions(), "device": device_info(device)})
     _print_summary(summary, columns)
     return out
+
+
+def _write_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns)
+    w.writeheader()
+    w.writerows({c: (repr(r[c]) if isinstance(r.get(c), float) else r.get(c, "")) for c in columns} for r in rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _print_summary(summary: dict, columns: list[str]) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ import numpy as np
 import torch
 
 from srbench.data.io import ImageReadError, read_image, to_uint8, write_image
+from srbench.fsutil import atomic_write_json
+from srbench.weights import sha256_file as _file_sha256
 
 __all__ = ["CACHE_FORMAT", "CacheEntry", "LRCache", "canonical_json", "key_hash", "tensor_sha256"]
 
@@ -74,20 +75,8 @@ def tensor_sha256(x: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, obj, indent=1, sort_keys=True)
 
 
 @dataclass

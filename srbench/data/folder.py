@@ -17,7 +17,7 @@ import torch
 
 from srbench.data.base import DatasetError, SRSample
 from srbench.data.io import list_images, quantize, read_image
-from srbench.data.paired import MatlabBicubicLR, PairedDataset, PairItem
+from srbench.data.paired import MatlabBicubicLR, PairedDataset, PairItem, files_by_stem
 
 
 def _check_dir(path: str | os.PathLike | None, key: str) -> Path | None:
@@ -31,7 +31,8 @@ def _check_dir(path: str | os.PathLike | None, key: str) -> Path | None:
 
 def match_pairs(hr_files: list[Path], lr_files: list[Path], scale: int) -> list[PairItem]:
     """Pair HR and LR files by stem; the LR may carry the ``x<scale>`` suffix. Unmatched → error."""
-    by_stem = {p.stem: p for p in lr_files}
+    by_stem = files_by_stem(lr_files, what="LR files")
+    files_by_stem(hr_files, what="HR files")
     items, missing = [], []
     for hr in hr_files:
         lr = by_stem.get(hr.stem) or by_stem.get(f"{hr.stem}x{scale}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageFile
+
+from srbench.fsutil import atomic_write_bytes
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 #: Extensions :func:`list_images` picks up (compared lower-case).
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
 
 _GRAY_16BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
@@ -273,18 +274,7 @@ def write_image(path: str | os.PathLike, x: torch.Tensor, bit_depth: int = 8) ->
     if bit_depth not in (8, 16):
         raise ValueError(f"write_image: bit_depth must be 8 or 16, got {bit_depth} (for {path})")
     data = _png_bytes(_levels(x, bit_depth, f"write_image({path})"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def list_images(directory: str | os.PathLike, *, recursive: bool = False) -> list[Path]:

@@ -42,7 +42,7 @@ from PIL import Image
 
 from srbench.data.base import DatasetError, SRDataset, SRSample
 from srbench.data.cache import LRCache
-from srbench.data.io import quantize, read_image
+from srbench.data.io import modcrop, quantize, read_image
 from srbench.data.protocols import HRRule
 from srbench.data.resize import imresize
 
@@ -54,6 +54,7 @@ __all__ = [
     "PairedDataset",
     "check_expected_files",
     "default_cache_dir",
+    "files_by_stem",
     "fit_hr_to_lr",
     "require_dir",
 ]
@@ -102,6 +103,21 @@ def fit_hr_to_lr(hr: torch.Tensor, lr: torch.Tensor, scale: int, hr_path: Path, 
     )
 
 
+def files_by_stem(files: Sequence[Path], *, strip_suffix: str = "", what: str = "files") -> dict[str, Path]:
+    """Index image files by stem (minus ``strip_suffix``); two files with one key is an error.
+
+    ``a.png`` and ``a.jpg`` (or ``a.png`` and ``a_out.png`` with suffix ``_out``) would otherwise
+    silently drop one of them.
+    """
+    index: dict[str, Path] = {}
+    for p in files:
+        key = p.stem[: -len(strip_suffix)] if strip_suffix and p.stem.endswith(strip_suffix) else p.stem
+        if key in index:
+            raise DatasetError(f"two {what} map to the name {key!r}: {index[key].name} and {p.name}")
+        index[key] = p
+    return index
+
+
 def _truly_colour(x: torch.Tensor) -> bool:
     return not (torch.equal(x[0], x[1]) and torch.equal(x[1], x[2]))
 
@@ -130,7 +146,7 @@ class MatlabBicubicLR:
         return {"id": self.id, "scale": self.scale}
 
     def __call__(self, hr: torch.Tensor, name: str) -> tuple[torch.Tensor, dict[str, Any]]:
-        return imresize(hr, 1.0 / self.scale, quantize=True), {}
+        return self.operator(hr), {}
 
     def operator(self, hr: torch.Tensor) -> torch.Tensor:
         """B×C×H×W (or C×H×W) in [0, 1] → the LR the dataset would make (for LR-PSNR)."""
@@ -265,7 +281,7 @@ class PairedDataset(SRDataset):
         else:
             h, w = hr.shape[-2:]
             meta["hr_modcropped"] = bool(h % self.scale or w % self.scale)
-            hr = hr[..., : h - h % self.scale, : w - w % self.scale]
+            hr = modcrop(hr, self.scale)
             lr, lr_meta = self._generate_lr(item.name, hr)
             meta.update(lr_meta)
         meta["hr_size"] = tuple(hr.shape[-2:])

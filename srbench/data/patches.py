@@ -269,9 +269,9 @@ class PairedPatchDataset(torch.utils.data.Dataset):
 
     def _make_lr(self, hr: torch.Tensor, seed: int) -> torch.Tensor:
         if self._degradation is None:
-            from srbench.data.resize import imresize
+            from srbench.data.paired import MatlabBicubicLR
 
-            return imresize(hr, 1.0 / self.scale, quantize=True)
+            return MatlabBicubicLR(self.scale).operator(hr)
         lr, _params = self._degradation.degrade(hr, self.scale, seed)
         return lr
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from srbench.data.base import DatasetError
 from srbench.data.catalog import CATALOG, Archive, CatalogEntry, FileGroup, get_entry
+from srbench.data.io import IMAGE_EXTENSIONS
 
 __all__ = [
     "MANIFEST_NAME",
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "srbench_manifest.json"
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 _SEARCH_DEPTH = 5
 
 

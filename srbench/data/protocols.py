@@ -26,7 +26,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from srbench.data.base import DatasetError, image_seed
-from srbench.data.io import quantize, to_uint8
+from srbench.data.io import modcrop, quantize, to_uint8
 from srbench.data.resize import imresize
 
 __all__ = [
@@ -72,8 +72,7 @@ class Modcrop(HRRule):
     id = "modcrop-topleft"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        return x[..., : h - h % self.scale, : w - w % self.scale]
+        return modcrop(x, self.scale)
 
 
 # ------------------------------------------------------------------------------ ECDP / SR3

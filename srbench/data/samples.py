@@ -22,7 +22,7 @@ import torch
 
 from srbench.data.base import DatasetError, SRDataset, SRSample
 from srbench.data.io import modcrop
-from srbench.data.resize import imresize
+from srbench.data.paired import MatlabBicubicLR
 
 MANIFEST_PATH = Path(__file__).with_name("samples_manifest.json")
 
@@ -61,11 +61,6 @@ def _manifest() -> dict[str, Any]:
     return json.loads(MANIFEST_PATH.read_text())
 
 
-def bicubic_lr(hr: torch.Tensor, scale: float) -> torch.Tensor:
-    """MATLAB ``imresize(uint8 HR, 1/s, 'bicubic')`` on a B×C×H×W (or C×H×W) tensor in [0, 1]."""
-    return imresize(hr, 1.0 / scale, quantize=True)
-
-
 class SamplesDataset(SRDataset):
     """The embedded default dataset (scikit-image photographs, MATLAB bicubic LR)."""
 
@@ -99,12 +94,12 @@ class SamplesDataset(SRDataset):
         hr = hr.unsqueeze(0).expand(3, -1, -1).contiguous() if was_gray else hr.permute(2, 0, 1).contiguous()
         full = tuple(hr.shape[-2:])
         hr = modcrop(hr, self.scale)
-        lr = bicubic_lr(hr, self.scale)
+        lr = MatlabBicubicLR(self.scale).operator(hr)
         return SRSample(name, lr, hr, float(self.scale),
                         meta={"was_gray": was_gray, "hr_size_original": full, "hr_size": tuple(hr.shape[-2:])})
 
     def degrade(self, hr: torch.Tensor) -> torch.Tensor:
-        return bicubic_lr(hr, self.scale)
+        return MatlabBicubicLR(self.scale).operator(hr)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "protocol": f"samples-x{self.scale}-matlab-bicubic",

@@ -10,7 +10,6 @@ into a backbone built without weights, so nothing ever touches the network
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from srbench.metrics.planes import check_pair
-from srbench.weights import MissingWeightsError, sha256_file
+from srbench.metrics.profiles import UnknownProfile
+from srbench.weights import MissingWeightsError, WeightFile, resolve
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,16 @@ BACKBONES: dict[str, Backbone] = {
 LPIPS_VERSION = "0.1"
 
 
-def _hub_checkpoints() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
+def backbone_weight_file(net: str = "alex") -> WeightFile:
+    """The torchvision backbone file of LPIPS(``net``) as a :class:`srbench.weights.WeightFile`.
 
-
-@functools.lru_cache(maxsize=8)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
+    Looked up like every weight file (explicit path → ``$SRBENCH_WEIGHTS/torchvision/`` → HF cache
+    → ``torch.hub.get_dir()/checkpoints``), verified by the sha256 prefix in its name.
+    """
+    bb = _backbone(net)
+    return WeightFile(method="torchvision", filename=bb.filename, url=bb.url, sha256_prefix=bb.sha256_prefix,
+                      licence="torchvision model weights (BSD-3-Clause code; ImageNet-trained)",
+                      description=f"LPIPS({net}) backbone")
 
 
 def backbone_path(net: str = "alex", weights: str | os.PathLike | None = None) -> Path:
@@ -57,38 +60,24 @@ def backbone_path(net: str = "alex", weights: str | os.PathLike | None = None) -
 
     Args:
         net: ``"alex"`` or ``"vgg"``.
-        weights: a file, a directory holding the torchvision file name, or ``None`` for
-            ``torch.hub.get_dir()/checkpoints``.
+        weights: a file, a directory holding the torchvision file name, or ``None`` for the
+            default locations (``torch.hub.get_dir()/checkpoints`` among them).
 
     Raises:
         MissingWeightsError: one line naming the file, where it looked (and TORCH_HOME), the URL.
     """
-    bb = _backbone(net)
-    if weights is not None:
-        p = Path(weights).expanduser()
-        path = p / bb.filename if p.is_dir() else p
-        where = str(path)
-    else:
-        path = _hub_checkpoints() / bb.filename
-        where = f"{path.parent} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')})"
-    if not path.is_file():
+    try:
+        return resolve(backbone_weight_file(net), weights)
+    except MissingWeightsError as err:
         raise MissingWeightsError(
-            f"LPIPS({net}) needs {bb.filename}; looked in {where}. Fetch {bb.url} on a connected machine "
-            f"and copy it there, or set TORCH_HOME or metrics.lpips_weights."
-        )
-    st = path.stat()
-    digest = _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
-    if not digest.startswith(bb.sha256_prefix):
-        raise MissingWeightsError(
-            f"LPIPS({net}): {path} is corrupt (sha256 {digest[:8]}…, expected {bb.sha256_prefix}…); "
-            f"fetch {bb.url} again."
-        )
-    return path
+            f"LPIPS({net}): {err} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}; "
+            f"or set metrics.lpips_weights)"
+        ) from None
 
 
 def _backbone(net: str) -> Backbone:
     if net not in BACKBONES:
-        raise ValueError(f"unknown LPIPS network {net!r}; choose one of: {', '.join(BACKBONES)}")
+        raise UnknownProfile(f"unknown LPIPS network {net!r}; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[net]
 
 

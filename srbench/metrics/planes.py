@@ -91,7 +91,9 @@ def scored_planes(
         data_range: peak of the returned planes: 255 (BasicSR) or 1 (pyiqa, piq).
         gray: optional B bool; True marks a grey image replicated to 3 channels. In ``"y"``
             space it is scored on its single grey channel instead of studio Y, exactly as
-            if it had been loaded as one channel (see :mod:`srbench.metrics` for why).
+            if it had been loaded as one channel (see :mod:`srbench.metrics` for why). A
+            colour SR of a grey image is reduced with MATLAB's ``rgb2gray`` (see
+            :func:`_grey_plane`), which is the identity on grey pixels.
 
     Returns:
         B×C'×H'×W' in ``dtype``, values in [0, data_range].
@@ -102,7 +104,7 @@ def scored_planes(
     if space == "y":
         if q.shape[1] == 3:
             flagged = gray is not None and bool(gray.any())
-            grey_channel = q[:, :1].clone() if flagged else None
+            grey_channel = _grey_plane(q, round_y) if flagged else None
             # Colour conversion runs on [0, 1] inputs, as pyiqa/BasicSR feed it.
             planes = rgb_to_y(q.div_(255.0), round_y=round_y, rounding=rounding)
             if flagged:
@@ -115,3 +117,23 @@ def scored_planes(
     else:
         raise ValueError(f"unknown colour space {space!r}; use 'y' or 'rgb'")
     return planes if data_range == 255.0 else planes.div_(255.0 / data_range)
+
+
+#: MATLAB ``rgb2gray`` weights (the inverse-NTSC row of its YIQ matrix), full range.
+_RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def _grey_plane(q: Tensor, round_y: bool) -> Tensor:
+    """B×1 grey plane of 8-bit RGB ``q`` (0..255): the channel where R = G = B, else ``rgb2gray``.
+
+    A method may return a slightly coloured SR for a grey input; scoring its red channel alone
+    would be arbitrary. MATLAB's ``rgb2gray`` (rounded to 8 bits for the rounding profiles,
+    as on uint8) is what the evaluation scripts would apply to it.
+    """
+    w = torch.tensor(_RGB2GRAY, dtype=q.dtype, device=q.device).view(1, 3, 1, 1)
+    luma = (q * w).sum(1, keepdim=True)
+    if round_y:
+        luma = torch.sign(luma) * torch.floor(luma.abs() + 0.5)  # MATLAB rounds half away from zero
+    is_grey = (q[:, :1] == q[:, 1:2]) & (q[:, 1:2] == q[:, 2:3])
+    return torch.where(is_grey, q[:, :1], luma)
+

@@ -28,7 +28,7 @@ from srbench.metrics.ssim import ssim, ssim_from_planes
 
 
 class UnknownProfile(ValueError):
-    """No metric profile of that name."""
+    """No metric profile (or LPIPS network) of that name."""
 
 
 @dataclass(frozen=True)

@@ -14,58 +14,19 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from srbench.fsutil import atomic_path, atomic_write_json, atomic_write_text  # noqa: F401  (re-exported)
+
 STATUS_OK = "ok"
-STATUS_SKIPPED = "skipped"
+STATUS_SKIPPED = "skipped"  # could not be loaded / scored (on_error=skip)
+STATUS_NONFINITE = "nonfinite"  # the method returned NaN/Inf (on_error=skip); metrics are NaN
 
 
 class ResultsError(RuntimeError):
     pass
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` so that readers see either the old or the new file, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
-
-
-def _clean(obj: Any) -> Any:
-    """JSON has no inf/NaN: write them as the strings "inf", "-inf", "nan"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_clean(obj), indent=2, default=_json_default, sort_keys=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -108,6 +69,17 @@ class PerImageCSV:
 
     def done(self) -> set[str]:
         return {r["image"] for r in self.rows()}
+
+    def keep(self, predicate: Any) -> None:
+        """Rewrite the table (atomically) with only the rows for which ``predicate(row)`` holds."""
+        rows = self.rows()
+        kept = [r for r in rows if predicate(r)]
+        if len(kept) == len(rows):
+            return
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns)
+            w.writeheader()
+            w.writerows(kept)
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
         rows = list(rows)

@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import resource
 import sys
 import time
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,50 +24,23 @@ from typing import Any
 import torch
 
 from srbench.data.base import SRDataset, SRSample, build_dataset, collate_samples, image_seed, lr_operator
-from srbench.method import SRMethod, UnsupportedInput, get_method, method_entries
+from srbench.data.io import write_image
+from srbench.method import SRMethod, get_method, method_entries
 from srbench.results.provenance import device_info, git_state, library_versions
-from srbench.results.store import STATUS_OK, STATUS_SKIPPED, RunDir
+from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, PerImageCSV, RunDir, read_json
 from srbench.runners import distributed as dist
+from srbench.runners.devices import (
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+    resolve_dtype,
+    to_container,
+)
 from srbench.runners.errors import NonFiniteOutput, UserError, is_user_error, one_line
 from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
-from srbench.weights import MissingWeightsError, find
+from srbench.weights import MissingWeightsError, resolve_all
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
-
-
-# ----------------------------------------------------------------------------- small helpers
-def resolve_device(spec: str) -> torch.device:
-    if spec in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", dist.local_rank() % torch.cuda.device_count())
-        return torch.device("cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device={spec} requested but CUDA is not available (use device=auto or device=cpu)")
-    return device
-
-
-def resolve_dtype(spec: str | None, device: torch.device) -> torch.dtype:
-    if spec in (None, "auto"):
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if spec not in DTYPES:
-        raise UserError(f"unknown dtype {spec!r}; use one of fp32, bf16, fp16, auto")
-    return DTYPES[spec]
-
-
-def to_container(cfg: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return cfg
-
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -96,13 +66,6 @@ def group_by_shape(samples: Sequence[SRSample]) -> list[list[SRSample]]:
     return list(groups.values())
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # CPU: peak resident set size of the process (KiB on Linux)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 @dataclass
 class _Failed:
     """A sample that could not be loaded (kept so ``on_error=skip`` can record it)."""
@@ -112,7 +75,8 @@ class _Failed:
 
 
 class _SafeDataset(torch.utils.data.Dataset):
-    """Wraps a dataset so a bad image becomes a record instead of killing the DataLoader worker."""
+    """Wraps a dataset so a bad image (a user error: unreadable file, size mismatch) becomes a
+    record the runner can skip, instead of killing the DataLoader worker. Bugs still raise."""
 
     def __init__(self, dataset: SRDataset, indices: Sequence[int]):
         self.dataset, self.indices = dataset, list(indices)
@@ -124,10 +88,9 @@ class _SafeDataset(torch.utils.data.Dataset):
         index = self.indices[i]
         try:
             return self.dataset[index]
-        except Exception as exc:  # noqa: BLE001 - reported per image by the runner
+        except Exception as exc:
             if not is_user_error(exc):
-                exc_text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                return _Failed(self.dataset.names[index], f"{self.dataset.names[index]}: {exc_text}")
+                raise
             return _Failed(self.dataset.names[index], one_line(exc))
 
 
@@ -144,14 +107,107 @@ class RunResult:
 
 def check_weights(method_cls: type[SRMethod], method_cfg: Mapping[str, Any]) -> None:
     """Raise the one-line MissingWeightsError of the first file the method needs and lacks."""
-    if method_cfg.get("weights") == "random":
-        return
-    for wf in method_cls.required_weights(method_cfg):
-        explicit = method_cfg.get(wf.extra.get("config_key", "weights")) if wf.extra else method_cfg.get("weights")
-        if find(wf, explicit if isinstance(explicit, str) else None) is None:
-            from srbench.weights import resolve
+    resolve_all(method_cls, method_cfg)  # {} for weights=random
 
-            resolve(wf, explicit if isinstance(explicit, str) else None)  # raises with where it looked
+
+def run_identity(method_info: Mapping[str, Any], dataset_info: Mapping[str, Any]) -> dict[str, Any]:
+    """What must not change between a run and its resumption: the images and the weights."""
+    keys = ("name", "scale", "protocol", "lr_generation", "image_list_sha256")
+    return {"dataset": {k: dataset_info.get(k) for k in keys},
+            "weights": {k: v for k, v in method_info.items() if "sha256" in k or k == "weights"}}
+
+
+def _check_resumable(run: RunDir, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The previous manifest, after checking it was made with the same images and weights."""
+    if not run.manifest_path.exists():
+        return None
+    old = read_json(run.manifest_path)
+    before = json.loads(json.dumps(old.get("identity"), default=str))
+    now = json.loads(json.dumps(identity, default=str))
+    if before is not None and before != now:
+        changed = [f"{group}.{k}" for group in now for k in {**before.get(group, {}), **now[group]}
+                   if before.get(group, {}).get(k) != now[group].get(k)]
+        raise UserError(f"{run.path} holds results made with a different dataset or weights "
+                        f"({', '.join(changed)} changed); use a new run_name or delete that run")
+    return old
+
+
+class BenchLoop:
+    """Upscale, check and score batches; one instance per run."""
+
+    def __init__(self, method: SRMethod, suite: Any, degrade: Any, device: torch.device, cfg: Mapping[str, Any],
+                 run: RunDir, save_budget: set[str], profile: str):
+        self.method, self.suite, self.degrade, self.device = method, suite, degrade, device
+        self.seed, self.on_error = int(cfg["seed"]), cfg.get("on_error", "raise")
+        self.run, self.save_budget, self.profile = run, save_budget, profile
+        warmup = cfg.get("warmup", "auto")
+        self.warmup_left = (1 if device.type == "cuda" else 0) if warmup in (None, "auto") else int(warmup)
+
+    def batch(self, batch: Sequence[SRSample | _Failed]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for item in batch:
+            if isinstance(item, _Failed):
+                if self.on_error != "skip":
+                    raise UserError(item.error)
+                rows.append(self._row(item.name, STATUS_SKIPPED, error=item.error))
+        for group in group_by_shape([s for s in batch if isinstance(s, SRSample)]):
+            try:
+                rows.extend(self.group(group))
+            except Exception as exc:
+                if self.on_error != "skip" or not is_user_error(exc):
+                    raise
+                if len(group) == 1:
+                    rows.append(self._row(group[0].name, STATUS_SKIPPED, error=one_line(exc)))
+                else:  # find the culprit(s) one image at a time
+                    rows.extend(r for sample in group for r in self.batch([sample]))
+        return rows
+
+    def _row(self, name: str, status: str, error: str = "", **values: Any) -> dict[str, Any]:
+        return {"image": name, "seed": image_seed(self.seed, name), "status": status, "error": error,
+                "profile": self.profile, **values}
+
+    def _upscale(self, lr: torch.Tensor, scale: float, seeds: list[int]) -> tuple[torch.Tensor, float, float]:
+        """SR, ms per image (CUDA-synchronised) and the peak memory of this call."""
+        with torch.inference_mode():
+            while self.warmup_left > 0:  # lazy init, cuDNN autotuning, torch.compile: not timed
+                self.method.upscale(lr, scale, seeds=seeds)
+                self.warmup_left -= 1
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            reset_peak_memory(self.device)
+            t0 = time.perf_counter()
+            sr = self.method.upscale(lr, scale, seeds=seeds)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        return sr, (time.perf_counter() - t0) * 1000 / lr.shape[0], peak_memory_mb(self.device)
+
+    def group(self, group: list[SRSample]) -> list[dict[str, Any]]:
+        names = [s.name for s in group]
+        scale = group[0].scale
+        lr = torch.stack([s.lr for s in group]).to(self.device, non_blocking=True)
+        hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(self.device, non_blocking=True)
+        sr, ms, peak = self._upscale(lr, scale, [image_seed(self.seed, n) for n in names])
+
+        expected = (len(group), 3, round(lr.shape[-2] * scale), round(lr.shape[-1] * scale))
+        if tuple(sr.shape) != expected:
+            raise UserError(f"method {self.method.name!r} returned shape {tuple(sr.shape)} for "
+                            f"{names[0]}…, expected {expected}")
+        finite = torch.isfinite(sr.float()).flatten(1).all(dim=1).cpu().tolist()
+        if not all(finite) and self.on_error != "skip":
+            bad = [n for n, ok in zip(names, finite) if not ok]
+            raise NonFiniteOutput(f"method {self.method.name!r} produced NaN/Inf for image(s) {', '.join(bad)} "
+                                  "(on_error=skip records them as NaN and marks the set score invalid)")
+        sr = sr.float().clamp(0, 1)  # NaN stays NaN: the metrics give NaN for that image only
+        values = score_batch(self.suite, sr, hr, lr, scale=scale, degrade=self.degrade,
+                             gray=[bool(s.meta.get("was_gray", False)) for s in group], names=names)
+        rows = []
+        for i, name in enumerate(names):
+            if name in self.save_budget and finite[i]:
+                write_image(self.run.samples_dir / f"{name}.png", sr[i].cpu())
+            status, error = (STATUS_OK, "") if finite[i] else (STATUS_NONFINITE, "NaN/Inf in the method's output")
+            rows.append(self._row(name, status, error, time_ms=ms, peak_mem_mb=peak, batch=len(group),
+                                  **{col: vals[i] for col, vals in values.items()}))
+        return rows
 
 
 def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = None) -> RunResult:
@@ -171,67 +227,102 @@ def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = Non
     from srbench.metrics.stats import summarize
 
     metrics_cfg = cfg["metrics"]
-    suite = build_metrics(metrics_cfg["profile"], lpips_nets=tuple(metrics_cfg.get("lpips_nets", ("alex",))),
+    profile = metrics_cfg["profile"]
+    suite = build_metrics(profile, lpips_nets=tuple(metrics_cfg.get("lpips_nets", ("alex",))),
                           lpips_weights=metrics_cfg.get("lpips_weights"), device=device, scale=dataset.scale)
     degrade = lr_operator(dataset)
     columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or degrade is not None)]
     if not dataset.has_hr:
         columns = [c for c in columns if c in getattr(suite, "no_reference_columns", ("lr_psnr",))]
+    names = dataset.names[: cfg["max_images"]] if cfg.get("max_images") else dataset.names
 
     run_name = cfg.get("run_name") or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
     run = RunDir(cfg.get("results_dir", "results"), dataset.name, method_cls.name, run_name)
     rank, world = dist.rank(), dist.world_size()
     row_columns = per_image_columns(columns)
-    table = run.per_image(row_columns) if rank == 0 else None  # rank 0 owns per_image.csv
-    dist.barrier()
-    shard_table = table if world == 1 else dist.shard_table(run, row_columns, rank)
-    done = dist.done_images(run, row_columns)
-    if done and not cfg.get("resume", True):
-        raise UserError(f"{run.path} already holds {len(done)} results; use resume=true or a new run_name")
-    names = dataset.names[: cfg["max_images"]] if cfg.get("max_images") else dataset.names
-    todo = [i for i, n in enumerate(names) if n not in done][rank::world]
-
-    started = time.time()
     method = method_cls.from_config(method_cfg, device, dtype)
-    manifest = {
-        "run_name": run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
-        "git": git_state(), "config": {**cfg, "method": method_cfg}, "method": method.describe(),
-        "dataset": dataset.describe(), "metrics": {**suite.describe(), "ids": suite.ids_for(dataset.scale)},
-        "libraries": library_versions(), "device": device_info(device), "dtype": str(dtype), "world_size": world,
-    }
+    identity = run_identity(method.describe(), dataset.describe())
+    started = time.time()
     if rank == 0:
+        previous = _check_resumable(run, identity)
+        table = run.per_image(row_columns)  # rank 0 owns per_image.csv
+        if table.rows() and not cfg.get("resume", True):
+            raise UserError(f"{run.path} already holds results; use resume=true or a new run_name")
+        table.keep(lambda r: r["status"] == STATUS_OK)  # skipped / NaN images are tried again
+        dist.merge_shards(run, table, names)  # rows left by a killed multi-GPU run
+        manifest = _manifest(run_name, cfg, method_cfg, method, dataset, suite, device, dtype, world, identity,
+                             previous)
         run.write_manifest(manifest)
-        _write_summary(run, table, columns, summarize, status="running", total=len(names), started=started,
-                       suite=suite, method=method_cls.name, dataset=dataset, profile=metrics_cfg["profile"])
+        _write_summary(run, table, columns, summarize, status="running", names=names, started=started,
+                       suite=suite, method=method_cls.name, dataset=dataset, profile=profile)
         for column, reason in suite.missing.items():
             print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
+    else:
+        table = None
+    dist.barrier()  # rank 0 has merged leftover shards: every rank now sees the same done set
+    shard_table = table if world == 1 else dist.shard_table(run, row_columns, rank)
+    done = PerImageCSV(run.per_image_path, row_columns).done()
+    todo = [i for i, n in enumerate(names) if n not in done][rank::world]
 
-    save_budget = _save_budget(cfg.get("save_images", 4), names)
+    loop = BenchLoop(method, suite, degrade, device, cfg, run, _save_budget(cfg.get("save_images", 4), names),
+                     profile)
     loader = torch.utils.data.DataLoader(
         _SafeDataset(dataset, todo), batch_size=max(1, int(cfg.get("batch_size", 1))),
         num_workers=int(cfg.get("num_workers", 0)), collate_fn=collate_samples,
         pin_memory=device.type == "cuda", persistent_workers=False)
-    on_error = cfg.get("on_error", "raise")
     try:
         for batch in _progress(loader, desc=f"{method_cls.name} on {dataset.name}", disable=rank != 0):
-            rows = _process_batch(batch, method, suite, degrade, device, cfg, on_error, run, save_budget,
-                                  metrics_cfg["profile"])
-            shard_table.append(rows)
+            shard_table.append(loop.batch(batch))
     except BaseException as exc:
         if rank == 0:
             status = "partial" if isinstance(exc, KeyboardInterrupt) else "failed"
-            _write_summary(run, table, columns, summarize, status=status, total=len(names), started=started,
-                           suite=suite, method=method_cls.name, dataset=dataset, profile=metrics_cfg["profile"],
+            _write_summary(run, table, columns, summarize, status=status, names=names, started=started,
+                           suite=suite, method=method_cls.name, dataset=dataset, profile=profile,
                            error=one_line(exc))
         raise
     dist.barrier()
     if rank != 0:
         return RunResult(method_cls.name, dataset.name, run.path, "shard-done")
     dist.merge_shards(run, table, names)
-    summary = _write_summary(run, table, columns, summarize, status=None, total=len(names), started=started,
-                             suite=suite, method=method_cls.name, dataset=dataset, profile=metrics_cfg["profile"],
+    manifest["dataset"] = dataset.describe()  # now with the complete LR-cache hash
+    run.write_manifest(manifest)
+    summary = _write_summary(run, table, columns, summarize, status=None, names=names, started=started,
+                             suite=suite, method=method_cls.name, dataset=dataset, profile=profile,
                              method_describe=method.describe())
+    _log_run(cfg, run, run_name, method_cls.name, dataset.name, table.rows(), summary, manifest["config"])
     return RunResult(method_cls.name, dataset.name, run.path, summary["status"], summary)
+
+
+def _log_run(cfg: Mapping[str, Any], run: RunDir, run_name: str, method: str, dataset: str,
+             rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Mirror a finished run to the configured logger (W&B: summary, per-image table with SR thumbnails)."""
+    from srbench.tracking import build_logger
+
+    logger_cfg = cfg.get("logger") or {"name": "none"}
+    if logger_cfg.get("name", "none") == "none":
+        return
+    logger = build_logger(logger_cfg, run_dir=run.path, run_name=f"{method}-{run_name}", group=dataset,
+                          config=config)
+    images = {p.stem: str(p) for p in sorted(run.samples_dir.glob("*.png"))[: int(logger_cfg.get("log_images", 8))]}
+    logger.log_table("per_image", rows, images=images)
+    logger.log_summary({f"{col}/{k}": v for col, stats in summary["metrics"].items() for k, v in stats.items()
+                        if k in ("mean", "ci95_low", "ci95_high", "n")} | {"status": summary["status"]})
+    logger.finish()
+
+
+def _manifest(run_name: str, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any], method: SRMethod,
+              dataset: SRDataset, suite: Any, device: torch.device, dtype: torch.dtype, world: int,
+              identity: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    now = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv, "git": git_state(),
+           "device": device_info(device), "world_size": world}
+    if previous is not None:  # a resumed run keeps where its first rows came from
+        return {**previous, "resumes": [*previous.get("resumes", []), now]}
+    return {
+        "run_name": run_name, "created": now["time"], "command": now["command"], "git": now["git"],
+        "identity": identity, "config": {**cfg, "method": method_cfg}, "method": method.describe(),
+        "dataset": dataset.describe(), "metrics": {**suite.describe(), "ids": suite.ids_for(dataset.scale)},
+        "libraries": library_versions(), "device": now["device"], "dtype": str(dtype), "world_size": world,
+    }
 
 
 def _save_budget(spec: Any, names: Sequence[str]) -> set[str]:
@@ -249,93 +340,21 @@ def _progress(it: Any, desc: str, disable: bool) -> Any:
     return tqdm(it, desc=desc, unit="batch", disable=disable or not sys.stderr.isatty(), leave=False)
 
 
-def _process_batch(batch: Sequence[SRSample | _Failed], method: SRMethod, suite: Any, degrade: Any,
-                   device: torch.device, cfg: Mapping[str, Any], on_error: str, run: RunDir,
-                   save_budget: set[str], profile: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    seed = int(cfg["seed"])
-    for item in batch:
-        if isinstance(item, _Failed):
-            if on_error != "skip":
-                raise UserError(item.error)
-            rows.append({"image": item.name, "seed": image_seed(seed, item.name), "status": STATUS_SKIPPED,
-                         "error": item.error, "profile": profile})
-    samples = [s for s in batch if isinstance(s, SRSample)]
-    for group in group_by_shape(samples):
-        try:
-            rows.extend(_process_group(group, method, suite, degrade, device, seed, run, save_budget, profile))
-        except Exception as exc:
-            if on_error != "skip" or not is_user_error(exc) or len(group) == 1:
-                if on_error == "skip" and is_user_error(exc):
-                    rows.append({"image": group[0].name, "seed": image_seed(seed, group[0].name),
-                                 "status": STATUS_SKIPPED, "error": one_line(exc), "profile": profile})
-                    continue
-                raise
-            for sample in group:  # find the culprit(s) one image at a time
-                rows.extend(_process_batch([sample], method, suite, degrade, device, cfg, on_error, run,
-                                           save_budget, profile))
-    return rows
-
-
-def _process_group(group: list[SRSample], method: SRMethod, suite: Any, degrade: Any, device: torch.device,
-                   seed: int, run: RunDir, save_budget: set[str], profile: str) -> list[dict[str, Any]]:
-    names = [s.name for s in group]
-    seeds = [image_seed(seed, n) for n in names]
-    scale = group[0].scale
-    lr = torch.stack([s.lr for s in group]).to(device, non_blocking=True)
-    hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(device, non_blocking=True)
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        sr = method.upscale(lr, scale, seeds=seeds)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    ms_per_image = (time.perf_counter() - t0) * 1000 / len(group)
-    peak = peak_memory_mb(device)
-
-    expected = (len(group), 3, round(lr.shape[-2] * scale), round(lr.shape[-1] * scale))
-    if tuple(sr.shape) != expected:
-        raise UserError(f"method {method.name!r} returned shape {tuple(sr.shape)} for {names[0]}…, expected {expected}")
-    finite = torch.isfinite(sr.float()).flatten(1).all(dim=1).cpu()
-    if not bool(finite.all()):
-        bad = [n for n, ok in zip(names, finite.tolist()) if not ok]
-        raise NonFiniteOutput(f"method {method.name!r} produced NaN/Inf for image(s) {', '.join(bad)}")
-    sr = sr.float().clamp(0, 1)
-    if hr is not None and hr.shape != sr.shape:
-        raise UserError(f"{names[0]}: SR is {tuple(sr.shape[-2:])} but HR is {tuple(hr.shape[-2:])}")
-
-    values = score_batch(suite, sr, hr, lr, scale=scale, degrade=degrade,
-                         gray=[bool(s.meta.get("was_gray", False)) for s in group], names=names)
-    for i, sample in enumerate(group):
-        if sample.name in save_budget:
-            from srbench.data.io import write_image
-
-            write_image(run.samples_dir / f"{sample.name}.png", sr[i].cpu())
-    rows = []
-    for i, (name, s) in enumerate(zip(names, seeds)):
-        row = {"image": name, "seed": s, "status": STATUS_OK, "error": "", "time_ms": ms_per_image,
-               "peak_mem_mb": peak, "profile": profile}
-        row.update({col: vals[i] for col, vals in values.items()})
-        rows.append(row)
-    return rows
-
-
 def _write_summary(run: RunDir, table: Any, columns: Sequence[str], summarize: Any, *, status: str | None,
-                   total: int, started: float, suite: Any, method: str, dataset: SRDataset, profile: str,
+                   names: Sequence[str], started: float, suite: Any, method: str, dataset: SRDataset, profile: str,
                    error: str | None = None, method_describe: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    rows = table.rows() if table is not None else []
+    wanted = set(names)
+    rows = [r for r in (table.rows() if table is not None else []) if r["image"] in wanted]
     body = summarize_rows(rows, columns, summarize)
-    covered = body["n_images"] + body["n_skipped"]
+    covered = body["n_images"] + body["n_skipped"] + body["n_nonfinite"]
     if status is None:
-        status = "complete" if covered >= total else "partial"
+        status = "complete" if covered >= len(names) else "partial"
+    info = dataset.describe()
     summary = {
         "method": method, "dataset": dataset.name, "scale": dataset.scale, "profile": profile, "status": status,
-        "n_total": total, **body, "metric_ids": {c: suite.ids_for(dataset.scale).get(c, c) for c in columns},
+        "n_total": len(names), **body, "metric_ids": {c: suite.ids_for(dataset.scale).get(c, c) for c in columns},
         "missing_metrics": suite.missing, "wall_time_s": time.time() - started,
-        "hr_crop": dataset.describe().get("hr_crop", "modcrop (top-left)"),
+        "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info},
     }
     if method_describe is not None:
         summary["nfe"] = method_describe.get("nfe")

@@ -2,7 +2,7 @@
 
 Images are sharded by rank (``todo[rank::world]``). Each rank writes ``per_image.rank<r>.csv``;
 rank 0 merges them into ``per_image.csv`` (in dataset order) after a barrier.
-Shard files left by a killed run count as done on resume and are merged by the next run.
+Shard files left by a killed run are merged by rank 0 before the next run starts.
 """
 
 from __future__ import annotations
@@ -54,13 +54,6 @@ def _shard_paths(run: RunDir) -> list:
 
 def shard_table(run: RunDir, columns: Sequence[str], r: int) -> PerImageCSV:
     return PerImageCSV(run.path / f"per_image.rank{r}.csv", columns)
-
-
-def done_images(run: RunDir, columns: Sequence[str]) -> set[str]:
-    done = PerImageCSV(run.per_image_path, columns).done() if run.per_image_path.exists() else set()
-    for path in _shard_paths(run):
-        done |= PerImageCSV(path, columns).done()
-    return done
 
 
 def merge_shards(run: RunDir, table: PerImageCSV, order: Sequence[str]) -> None:

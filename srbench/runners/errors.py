@@ -15,10 +15,10 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from srbench.data.base import DatasetError
     from srbench.method import DuplicateMethod, UnknownMethod, UnsupportedInput
     from srbench.results.store import ResultsError
-    from srbench.weights import MissingWeightsError
+    from srbench.weights import MissingWeightsError, WeightsFormatError
 
     types: list[type[BaseException]] = [UserError, DatasetError, UnsupportedInput, UnknownMethod, DuplicateMethod,
-                                        MissingWeightsError, ResultsError]
+                                        MissingWeightsError, WeightsFormatError, ResultsError]
     try:
         from srbench.data.io import ImageReadError
 
@@ -26,9 +26,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     try:
-        from srbench.metrics import ShapeMismatchError
+        from srbench.metrics import ShapeMismatchError, UnknownProfile
 
-        types.append(ShapeMismatchError)
+        types += [ShapeMismatchError, UnknownProfile]
     except ImportError:  # pragma: no cover
         pass
     return tuple(types)

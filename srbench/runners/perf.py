@@ -24,7 +24,6 @@ any registered method through the registry (``method:*``: all of them).
 from __future__ import annotations
 
 import math
-import os
 import platform
 import re
 import statistics
@@ -37,8 +36,10 @@ from typing import Any
 
 import torch
 
+from srbench.fsutil import atomic_path
+from srbench.runners.devices import DTYPES, peak_memory_mb, reset_peak_memory, resolve_device
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 KEY = ["target", "size", "batch", "dtype", "compile", "scale"]
 COLUMNS = KEY + ["ms_per_image", "images_per_s", "ms_per_call", "ms_per_call_min", "iters", "peak_mem_mb",
                  "mem_kind", "nfe", "status", "error", "device", "torch", "timestamp"]
@@ -142,28 +143,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS (Linux ≥ 4.0)
-        return True
-    except OSError:
-        return False
-
-
-def _cpu_peak_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(fn: Callable[[], Any], device: torch.device, *, warmup: int, iters: int) -> tuple[list[float], float, str]:
     """Per-call times in ms after ``warmup`` calls, peak memory in MiB, and what that memory is."""
     with torch.inference_mode():
@@ -181,13 +160,13 @@ def measure(fn: Callable[[], Any], device: torch.device, *, warmup: int, iters: 
             torch.cuda.synchronize(device)
             times = [s.elapsed_time(e) for s, e in zip(starts, ends)]
             return times, torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-        exact = _cpu_reset_peak()
+        exact = reset_peak_memory(device)
         times = []
         for _ in range(iters):
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1000)
-        return times, _cpu_peak_mb(), "cpu_peak_rss" if exact else "cpu_peak_rss_lifetime"
+        return times, peak_memory_mb(device), "cpu_peak_rss" if exact else "cpu_peak_rss_lifetime"
 
 
 def run_case(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -214,12 +193,6 @@ def run_case(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] |
 
 
 # ----------------------------------------------------------------------------- device / files
-def resolve_device(spec: str) -> torch.device:
-    if spec in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -255,10 +228,8 @@ def merge_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> Any:
         replaced = set(map(_key, new[KEY].itertuples(index=False)))
         old = old[[_key(r) not in replaced for r in old[KEY].itertuples(index=False)]]
         new = pd.concat([old, new], ignore_index=True) if len(old) else new
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    new.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        new.to_csv(tmp, index=False)
     return new
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from srbench.results.store import STATUS_OK, STATUS_SKIPPED, parse_float
+from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, parse_float
 
 #: columns every per_image.csv carries besides the metric columns
 BASE_COLUMNS = ["image", "seed", "status", "error"]
-TIMING_COLUMNS = ["time_ms", "peak_mem_mb"]
+TIMING_COLUMNS = ["time_ms", "peak_mem_mb", "batch"]
 
 
 def per_image_columns(metric_columns: Sequence[str], timing: bool = True) -> list[str]:
@@ -29,22 +29,29 @@ def score_batch(suite: Any, sr: torch.Tensor, hr: torch.Tensor | None, lr: torch
 
 def summarize_rows(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str],
                    summarize: Callable[[Sequence[float]], dict[str, Any]]) -> dict[str, Any]:
-    """Means, CIs and counts per metric over the ``ok`` rows; skipped images are counted apart."""
+    """Means, CIs and counts per metric.
+
+    Images whose SR was NaN/Inf (``nonfinite``) enter the metric statistics as NaN, so the
+    set score is flagged invalid (protocols §7.4); images that could not be loaded
+    (``skipped``) are counted apart. ``valid`` is False when either happened.
+    """
     ok = [r for r in rows if r.get("status", STATUS_OK) == STATUS_OK]
+    nonfinite = [r for r in rows if r.get("status") == STATUS_NONFINITE]
     skipped = [{"image": r["image"], "error": r.get("error", "")} for r in rows if r.get("status") == STATUS_SKIPPED]
     metrics: dict[str, Any] = {}
     for col in metric_columns:
-        vals = [_as_float(r.get(col)) for r in ok]
+        vals = [_as_float(r.get(col)) for r in ok + nonfinite]
         vals = [v for v in vals if v is not None]
         if vals:
             metrics[col] = summarize(vals)
     timing: dict[str, Any] = {}
-    for col in TIMING_COLUMNS:
+    for col in ("time_ms", "peak_mem_mb"):
         vals = [v for v in (_as_float(r.get(col)) for r in ok) if v is not None and math.isfinite(v)]
         if vals:
             timing[col] = {"mean": sum(vals) / len(vals), "max": max(vals)}
-    return {"n_images": len(ok), "n_skipped": len(skipped), "skipped": skipped, "metrics": metrics,
-            "timing": timing}
+    valid = not skipped and not nonfinite and all(m.get("valid", True) for m in metrics.values())
+    return {"n_images": len(ok), "n_skipped": len(skipped), "n_nonfinite": len(nonfinite), "valid": valid,
+            "skipped": skipped, "nonfinite": [r["image"] for r in nonfinite], "metrics": metrics, "timing": timing}
 
 
 def _as_float(v: Any) -> float | None:

@@ -43,15 +43,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench.fsutil import atomic_path, atomic_write_text
 from srbench.method import SRMethod, UnknownMethod, get_method, method_entries
+from srbench.runners.devices import DTYPES, to_container
 from srbench.runners.errors import UserError, is_user_error, one_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 CHECKPOINT_FORMAT = "srbench-train-checkpoint/1"
 _CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-           "fp16": torch.float16, "float16": torch.float16}
 #: config keys that do not change the trained weights (left out of the default run name and resume check)
 _RUN_INDEPENDENT = ("max_steps", "checkpoint_every", "keep_checkpoints", "validate_every", "val_max_images",
                     "log_every", "num_workers", "logger", "results_dir", "run_name", "resume", "val", "metrics",
@@ -142,25 +142,9 @@ def seed_everything(seed: int) -> None:
 
 # ----------------------------------------------------------------------------- checkpoints
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """``torch.save`` through :func:`srbench.fsutil.atomic_path` (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -255,14 +239,6 @@ def average_gradients(params: Sequence[torch.nn.Parameter], world: int) -> None:
 
 
 # ----------------------------------------------------------------------------- config helpers
-def to_container(cfg: Any) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
-
-
 def _mixed_precision(value: Any) -> str:
     # YAML 1.1 reads an unquoted `no` as false
     mp = "no" if value in (None, False, "no", "none", "fp32") else str(value)
@@ -302,12 +278,10 @@ def truncate_log(path: Path, last_step: int) -> None:
     keep = [r for r in rows if not r.get("step") or float(r["step"]) <= last_step]
     if len(keep) == len(rows):
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(keep)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -377,8 +351,8 @@ class _Run:
         method_cfg = dict(cfg["method"])
         self.method_cls = resolve_trainable(method_cfg["name"])
         dtype_name = cfg.get("dtype", "fp32")
-        if dtype_name not in _DTYPES:
-            raise UserError(f"dtype must be one of {', '.join(_DTYPES)} (got {dtype_name!r})")
+        if dtype_name not in DTYPES:
+            raise UserError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype_name!r})")
 
         # Data first: a wrong folder or scale is reported before a large model is built.
         from srbench.data.patches import PairedPatchDataset
@@ -387,7 +361,7 @@ class _Run:
         self.method_cls.check_scale(self.dataset.scale)
 
         seed_everything(self.seed)  # identical initial weights on every process
-        self.method = self.method_cls.from_config(method_cfg, self.device, _DTYPES[dtype_name])
+        self.method = self.method_cls.from_config(method_cfg, self.device, DTYPES[dtype_name])
         try:
             self.trainer = self.method.trainer(cfg)
         except NotImplementedError as exc:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from srbench.fsutil import atomic_path
 from srbench.tracking.base import Logger
 
 
@@ -35,10 +36,8 @@ class CSVLogger(Logger):
     def _rewrite_with(self, fields: list[str]) -> None:
         with open(self.path, newline="") as f:
             rows = list(csv.DictReader(f))
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, self.path)
         self._fields = fields

@@ -24,9 +24,9 @@ def _has_api_key() -> bool:
 class WandbLogger(Logger):
     def __init__(self, cfg: Mapping[str, Any], *, run_dir: Path, run_name: str, group: str,
                  config: Mapping[str, Any] | None = None):
-        import wandb
-
         import hashlib
+
+        import wandb
 
         mode = cfg.get("mode") or os.environ.get("WANDB_MODE") or ("online" if _has_api_key() else "offline")
         self._wandb = wandb
