@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from srbench import method as method_registry
 from srbench import weights as W
+from srbench.paths import CONF_DIR as _CONF_ROOT
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "method"
+CONF_DIR = _CONF_ROOT / "method"
 
 
 def _one_line(exc: BaseException) -> str:

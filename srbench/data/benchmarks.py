@@ -59,6 +59,7 @@ from srbench.data.protocols import (
     invsr_image_list,
     random_crop_positions,
 )
+from srbench.paths import CONF_DIR
 
 __all__ = [
     "BSD100",
@@ -81,7 +82,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _scale(value: float, allowed: Sequence[int], dataset: str) -> int:

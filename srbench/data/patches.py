@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from srbench.data.base import DatasetError
+from srbench.paths import CONF_DIR
 
 #: degradations made by :class:`srbench.data.degradations.RealESRGANDegradation`, by config name
 REALESRGAN_CONFIGS = ("realesrgan", "stablesr", "invsr_test")
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def patch_seed(seed: int, epoch: int, index: int, stream: str = "crop") -> int:

@@ -26,6 +26,7 @@ import torch
 from srbench.data.base import SRDataset, SRSample, build_dataset, collate_samples, image_seed, lr_operator
 from srbench.data.io import write_image
 from srbench.method import SRMethod, get_method, method_entries
+from srbench.paths import CONF_DIR
 from srbench.results.provenance import device_info, git_state, library_versions
 from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, PerImageCSV, RunDir, read_json
 from srbench.runners import distributed as dist
@@ -40,7 +41,6 @@ from srbench.runners.errors import NonFiniteOutput, UserError, is_user_error, on
 from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
 from srbench.weights import MissingWeightsError, resolve_all
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from srbench.paths import CONF_DIR
 
 
 def group_options(group: str) -> set[str]:

@@ -37,9 +37,9 @@ from typing import Any
 import torch
 
 from srbench.fsutil import atomic_path
+from srbench.paths import CONF_DIR
 from srbench.runners.devices import DTYPES, peak_memory_mb, reset_peak_memory, resolve_device
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 KEY = ["target", "size", "batch", "dtype", "compile", "scale"]
 COLUMNS = KEY + ["ms_per_image", "images_per_s", "ms_per_call", "ms_per_call_min", "iters", "peak_mem_mb",
                  "mem_kind", "nfe", "status", "error", "device", "torch", "timestamp"]

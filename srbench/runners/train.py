@@ -45,10 +45,10 @@ import torch
 
 from srbench.fsutil import atomic_path, atomic_write_text
 from srbench.method import SRMethod, UnknownMethod, get_method, method_entries
+from srbench.paths import CONF_DIR
 from srbench.runners.devices import DTYPES, to_container
 from srbench.runners.errors import UserError, is_user_error, one_line
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 CHECKPOINT_FORMAT = "srbench-train-checkpoint/1"
 _CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
