@@ -78,7 +78,11 @@ class SRMethod(abc.ABC):
         """Super-resolve a batch (see the class docstring for the contract)."""
 
     def describe(self) -> dict[str, Any]:
-        """Facts for the manifest: parameter counts, NFE per image, dtype, weight hashes."""
+        """Facts for the manifest: parameter counts, dtype, weight hashes (keys with ``sha256``).
+
+        ``nfe_per_image`` (a list for the images of the last ``upscale`` call), or ``nfe`` for a
+        fixed count, is copied into each results row.
+        """
         return {"name": self.name}
 
     def trainer(self, cfg: Mapping[str, Any]) -> Any:

@@ -15,8 +15,16 @@ from methods.ecdp.model import ECDPNet
 from methods.ecdp.sampler import SolverSettings, solve_pf_ode
 from methods.ecdp.sde import ProbabilityFlowODE
 
-TINY = {"encoder_blocks": 1, "block_selection": (0,), "unet_channels": (16, 32), "unet_blocks": (1, 1), "time_channels": 16,
-            "encoder_features": 8, "encoder_growth": 4}
+TINY = {
+    "encoder_blocks": 1,
+    "block_selection": (0,),
+    "unet_channels": (16, 32),
+    "unet_blocks": (1, 1),
+    "time_channels": 16,
+    "encoder_features": 8,
+    "encoder_growth": 4,
+}
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -25,7 +33,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
 
 
 def _tiny_net(dtype=torch.float64) -> ECDPNet:
@@ -43,7 +50,9 @@ def _loss_and_grads(net: ECDPNet, lr, z, settings, adjoint: bool):
     with torch.no_grad():
         cond = net.condition(lr, size, project=False)
     ode = ProbabilityFlowODE(lambda x, tau: net.unet(x, tau, cond))
-    x_end, counter = solve_pf_ode(ode, z, settings, adjoint=adjoint, adjoint_params=tuple(net.unet.parameters()))
+    x_end, counter = solve_pf_ode(
+        ode, z, settings, adjoint=adjoint, adjoint_params=tuple(net.unet.parameters())
+    )
     loss = x_end.square().mean()
     loss.backward()
     grads = torch.cat([p.grad.flatten() for p in net.unet.parameters()])
@@ -80,7 +89,9 @@ def _saved_bytes(net, lr, z, settings, adjoint: bool) -> int:
         with torch.no_grad():
             cond = net.condition(lr, size, project=False)
         ode = ProbabilityFlowODE(lambda x, tau: net.unet(x, tau, cond))
-        x_end, _ = solve_pf_ode(ode, z, settings, adjoint=adjoint, adjoint_params=tuple(net.unet.parameters()))
+        x_end, _ = solve_pf_ode(
+            ode, z, settings, adjoint=adjoint, adjoint_params=tuple(net.unet.parameters())
+        )
         x_end.square().mean()
     param_bytes = {p.untyped_storage().data_ptr() for p in net.parameters()}
     return sum(b for ptr, b in seen.items() if ptr not in param_bytes)
@@ -98,10 +109,14 @@ def test_adjoint_memory_is_flat_in_solver_steps():
 
 
 def test_finetune_step_gives_no_gradient_to_the_encoder():
-    cfg = {"weights": "random", "encoder": {"num_blocks": 1, "block_selection": [0], "num_features": 8, "growth": 4},
-               "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
-               "sampler": {"method": "euler", "steps": 3}, "channels_last": False,
-               "train": {"stage": "finetune", "percep_backbone": "random", "allow_random_init": True}}
+    cfg = {
+        "weights": "random",
+        "encoder": {"num_blocks": 1, "block_selection": [0], "num_features": 8, "growth": 4},
+        "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
+        "sampler": {"method": "euler", "steps": 3},
+        "channels_last": False,
+        "train": {"stage": "finetune", "percep_backbone": "random", "allow_random_init": True},
+    }
     method = ECDP.from_config(cfg, "cpu")
     trainer = method.trainer({"method": cfg})
     hr = torch.rand(1, 3, 32, 32)
@@ -111,7 +126,9 @@ def test_finetune_step_gives_no_gradient_to_the_encoder():
     assert all(p.grad is None for p in method.net.lr_feats.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.net.unet.parameters())
     groups = trainer.parameter_groups(1e-5)
-    assert len(groups) == 1 and {id(p) for p in groups[0]["params"]} == {id(p) for p in method.net.unet.parameters()}
+    assert len(groups) == 1 and {id(p) for p in groups[0]["params"]} == {
+        id(p) for p in method.net.unet.parameters()
+    }
 
 
 @pytest.mark.gpu
@@ -127,7 +144,11 @@ def test_adjoint_peak_cuda_memory_flat_in_steps():
 
 
 def test_finetune_refuses_a_random_start():
-    cfg = {"weights": "random", "encoder": {"num_blocks": 1, "block_selection": [0], "num_features": 8, "growth": 4},
-               "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16}, "train": {"stage": "finetune"}}
+    cfg = {
+        "weights": "random",
+        "encoder": {"num_blocks": 1, "block_selection": [0], "num_features": 8, "growth": 4},
+        "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
+        "train": {"stage": "finetune"},
+    }
     with pytest.raises(ValueError, match="init.checkpoint"):
         ECDP.from_config(cfg, "cpu").trainer({"method": cfg, "init": {"checkpoint": None}})

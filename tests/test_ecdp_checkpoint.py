@@ -37,6 +37,7 @@ SPEC_TOTALS = {"df2k": 42_587_846, "imagenet": 37_551_878, "celeba": 31_796_486}
 SPEC_REGRESSORS = {"df2k": 16_661_059, "imagenet": 11_625_091, "celeba": 5_906_627}
 SPEC_UNET = 26_039_302
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
@@ -44,7 +45,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_ecdp_state_dict_matches_authors_key_for_key(dataset, authors_shapes):
     blocks, selection = ENCODERS[dataset]
     net = ECDPNet(blocks, selection)
     ours, theirs = _shapes(net), authors_shapes[f"ecdp-{dataset}"]
-    assert sorted(ours) == sorted(theirs), (set(ours) ^ set(theirs))
+    assert sorted(ours) == sorted(theirs), set(ours) ^ set(theirs)
     assert ours == theirs
     assert sum(p.numel() for p in net.parameters()) == SPEC_TOTALS[dataset]
     assert sum(p.numel() for p in net.unet.parameters()) == SPEC_UNET
@@ -90,8 +90,13 @@ def _tiny_net(seed: int) -> ECDPNet:
 
 def test_strip_prefixes_ddp_and_compile():
     t = torch.zeros(1)
-    got = strip_wrapper_prefixes({"module.model.lr_feats.conv_first.weight": t,
-                                  "module._orig_mod.model.x": t, "model.diffusion._orig_mod.network.y": t})
+    got = strip_wrapper_prefixes(
+        {
+            "module.model.lr_feats.conv_first.weight": t,
+            "module._orig_mod.model.x": t,
+            "model.diffusion._orig_mod.network.y": t,
+        }
+    )
     assert set(got) == {"model.lr_feats.conv_first.weight", "model.x", "model.diffusion.network.y"}
 
 
@@ -100,15 +105,24 @@ def test_authors_trainer_checkpoint_loads_ema_first(tmp_path):
     raw, ema = _tiny_net(0), _tiny_net(1)
     wrap = lambda sd, p: {p + "model." + k: v for k, v in sd.items()}
     path = tmp_path / "checkpoint.pt"
-    torch.save({"model": wrap(raw.state_dict(), "module."), "model_avg": wrap(ema.state_dict(), "_orig_mod."),
-                "epoch": 3, "sched_model": {"milestones": [300, 400]}}, path)
+    torch.save(
+        {
+            "model": wrap(raw.state_dict(), "module."),
+            "model_avg": wrap(ema.state_dict(), "_orig_mod."),
+            "epoch": 3,
+            "sched_model": {"milestones": [300, 400]},
+        },
+        path,
+    )
     net = _tiny_net(2)
     info = load_ecdp_weights(net, path)
     assert info["weights"] == "model_avg" and len(info["sha256"]) == 64
     for k, v in ema.state_dict().items():
         assert torch.equal(net.state_dict()[k], v), k
     load_ecdp_weights(net, path, prefer_ema=False)
-    assert torch.equal(net.state_dict()["lr_feats.conv_first.weight"], raw.state_dict()["lr_feats.conv_first.weight"])
+    assert torch.equal(
+        net.state_dict()["lr_feats.conv_first.weight"], raw.state_dict()["lr_feats.conv_first.weight"]
+    )
 
 
 def test_save_load_round_trip(tmp_path):

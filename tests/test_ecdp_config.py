@@ -29,14 +29,22 @@ def test_method_configs_build_the_published_models(name):
     assert (cfg.sampler.tau_start, cfg.sampler.tau_end) == (300.0, 0.1)
 
 
-@pytest.mark.parametrize("experiment,method,dataset,scale,batch", [
-    ("ecdp_div2k_x4", "df2k", "div2k", 4, 1),
-    ("ecdp_imagenet_64_256", "imagenet", "imagenet", 4, 6),
-    ("ecdp_celeba_x8", "celeba", "celeba", 8, 24),
-])
+@pytest.mark.parametrize(
+    "experiment,method,dataset,scale,batch",
+    [
+        ("ecdp_div2k_x4", "df2k", "div2k", 4, 1),
+        ("ecdp_imagenet_64_256", "imagenet", "imagenet", 4, 6),
+        ("ecdp_celeba_x8", "celeba", "celeba", 8, 24),
+    ],
+)
 def test_paper_table_presets(experiment, method, dataset, scale, batch):
-    cfg = _compose("bench", [f"+experiment={experiment}"])
-    assert (cfg.method.variant, cfg.dataset.name, cfg.method.scale, cfg.batch_size) == (method, dataset, scale, batch)
+    cfg = _compose("bench", [f"experiment={experiment}"])
+    assert (cfg.method.variant, cfg.dataset.name, cfg.method.scale, cfg.batch_size) == (
+        method,
+        dataset,
+        scale,
+        batch,
+    )
     assert cfg.dataset.scale == scale and cfg.metrics.profile == "piq-rgb"
 
 
@@ -54,12 +62,16 @@ def test_training_presets_follow_the_authors_configs(dataset):
         assert (cfg.ema.n if cfg.ema.enabled else None) == ema_n
         assert cfg.clip.mode == "value" and cfg.clip.value == 10.0
         assert cfg.schedule.warmup_steps == (1 if stage == "finetune" else 500)
-        assert cfg.dataset.scale == (8 if dataset == "celeba" else 4) and cfg.dataset.hflip and cfg.dataset.rot90
+        assert (
+            cfg.dataset.scale == (8 if dataset == "celeba" else 4) and cfg.dataset.hflip and cfg.dataset.rot90
+        )
     assert cfg.method.train.percep_weight == (1.0 if dataset == "celeba" else 0.5)
 
 
 def test_tiny_config_runs():
-    cfg = _compose("bench", ["method=ecdp_tiny", "method.sampler.method=euler", "method.sampler.steps=2"]).method
+    cfg = _compose(
+        "bench", ["method=ecdp_tiny", "method.sampler.method=euler", "method.sampler.steps=2"]
+    ).method
     from methods.ecdp.method import ECDP
 
     out = ECDP.from_config(cfg, "cpu").upscale(torch.rand(1, 3, 4, 4), 4, seeds=[0])

@@ -23,6 +23,7 @@ TINY = {
     "sampler": {"method": "heun", "steps": 4},
 }
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
@@ -30,7 +31,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,9 @@ def test_losses_against_torch_reductions():
     a, b, c, d = (torch.randn(3, 3, 4, 5, generator=g) for _ in range(4))
     torch.testing.assert_close(regressor_l1_loss(a, b), F.l1_loss(a, b, reduction="sum") / 3)
     out = score_matching_loss(a, b, c, d)
-    torch.testing.assert_close(out["loss"], (F.mse_loss(a, c, reduction="sum") + F.mse_loss(b, d, reduction="sum")) / 3)
+    torch.testing.assert_close(
+        out["loss"], (F.mse_loss(a, c, reduction="sum") + F.mse_loss(b, d, reduction="sum")) / 3
+    )
 
 
 def test_perceptual_loss_without_vgg_file_is_one_line():
@@ -155,14 +157,23 @@ def test_bad_inputs_and_weights_are_one_line(tiny):
 
 def test_describe(tiny):
     d = tiny.describe()
-    assert d["params_total"] == d["params_unet"] + d["params_encoder"] == sum(p.numel() for p in tiny.net.parameters())
+    assert (
+        d["params_total"]
+        == d["params_unet"] + d["params_encoder"]
+        == sum(p.numel() for p in tiny.net.parameters())
+    )
     assert d["solver"] == "heun" and d["steps"] == 4 and d["weights"] == "random"
 
 
 # ----------------------------------------------------------------------------- trainer
 def _batch(scale=4, n=2, size=16):
     hr = torch.rand(n, 3, size, size)
-    return {"hr": hr, "lr": F.avg_pool2d(hr, scale), "scale": float(scale), "names": [str(i) for i in range(n)]}
+    return {
+        "hr": hr,
+        "lr": F.avg_pool2d(hr, scale),
+        "scale": float(scale),
+        "names": [str(i) for i in range(n)],
+    }
 
 
 @pytest.mark.parametrize("stage", ["regressor", "diffusion"])
@@ -217,4 +228,6 @@ def test_cuda_compiled_matches_eager():
     compiled = ECDP.from_config({**TINY, "compile": True}, "cuda")
     compiled.net.load_state_dict(eager.net.state_dict())
     lr = torch.rand(1, 3, 8, 8, device="cuda")
-    torch.testing.assert_close(compiled.upscale(lr, 4, seeds=[3]), eager.upscale(lr, 4, seeds=[3]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        compiled.upscale(lr, 4, seeds=[3]), eager.upscale(lr, 4, seeds=[3]), rtol=0, atol=1e-4
+    )

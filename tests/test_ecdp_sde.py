@@ -19,6 +19,7 @@ from methods.ecdp.sde import ProbabilityFlowODE, VPSchedule, hybrid_epsilon, per
 SCH = VPSchedule()
 F64 = torch.float64
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
@@ -26,7 +27,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
 
 
 def _ab(tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +81,9 @@ def test_schedule_closed_form():
     # 1 − ᾱ at the end time τ = 0.1 (s = 1/3000) against its series  β_min·s + (β_max−β_min)s²/2 − …
     s_end = 1 / 3000
     a = 0.1 * s_end + 0.5 * 19.9 * s_end**2
-    assert SCH.one_minus_alpha_bar(torch.tensor(s_end, dtype=F64)).item() == pytest.approx(a - a * a / 2 + a**3 / 6, rel=1e-12)
+    assert SCH.one_minus_alpha_bar(torch.tensor(s_end, dtype=F64)).item() == pytest.approx(
+        a - a * a / 2 + a**3 / 6, rel=1e-12
+    )
 
 
 def test_perturb_matches_marginal_moments():
@@ -109,12 +111,16 @@ def test_hybrid_weight_is_alpha_bar_and_matches_authors_v_form():
     for tau in (0.1, 50.0, 300.0):
         ab, om = _ab(tau)
         # λ(s) = ᾱ(s): changing only the ε-head moves the output by ᾱ·Δε̂
-        torch.testing.assert_close(hybrid_epsilon(x, e1, x0, ab, om) - hybrid_epsilon(x, e2, x0, ab, om), ab * (e1 - e2))
+        torch.testing.assert_close(
+            hybrid_epsilon(x, e1, x0, ab, om) - hybrid_epsilon(x, e2, x0, ab, om), ab * (e1 - e2)
+        )
         # the authors' two lines (lib/model/diffusion.py, ode_func)
         v = e1 * ab.sqrt() - x0 * om.sqrt()
         torch.testing.assert_close(hybrid_epsilon(x, e1, x0, ab, om), x * om.sqrt() + v * ab.sqrt())
         # and the paper's form ᾱ·ε̂ + (1−ᾱ)(x − √ᾱ x̂₀)/√(1−ᾱ)
-        torch.testing.assert_close(hybrid_epsilon(x, e1, x0, ab, om), ab * e1 + om * (x - ab.sqrt() * x0) / om.sqrt())
+        torch.testing.assert_close(
+            hybrid_epsilon(x, e1, x0, ab, om), ab * e1 + om * (x - ab.sqrt() * x0) / om.sqrt()
+        )
 
 
 def test_pf_ode_rhs_is_song_probability_flow_with_exact_score():

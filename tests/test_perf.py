@@ -127,3 +127,21 @@ def test_sd_pieces_at_512_on_gpu(tmp_path):
     if "H100" in torch.cuda.get_device_name():
         unet = df[(df.target == "sd.unet_step") & (df.batch == 1) & (df.dtype == "bf16")].set_index("compile")
         assert unet.loc[False, "ms_per_call"] < 2 * 25 and unet.loc[True, "ms_per_call"] < 2 * 18
+
+
+def test_nfe_is_read_after_the_calls_for_adaptive_solvers():
+    """An adaptive solver knows its NFE only after solving: perf must not read it at build time."""
+    from srbench.runners.perf import method_nfe
+
+    class Adaptive:
+        def __init__(self):
+            self.last = []
+
+        def describe(self):
+            return {"nfe_per_image": self.last}
+
+    m = Adaptive()
+    assert method_nfe(m) is None
+    m.last = [62, 64]
+    assert method_nfe(m) == 63.0
+    assert method_nfe(type("Fixed", (), {"describe": lambda self: {"nfe": 4}})()) == 4.0

@@ -77,3 +77,11 @@ def test_plugin_method_runs_through_bench(toy_plugin, tmp_path):
     assert "toy_nearest" in out.stdout
     runs = list((tmp_path / "results" / "samples" / "toy_nearest").iterdir())
     assert len(runs) == 1 and (runs[0] / "summary.json").exists()
+
+
+def test_method_config_options_resolve_to_their_registered_method():
+    from srbench.runners.hydra_setup import method_name_of
+
+    assert method_name_of("bicubic") == "bicubic"
+    assert method_name_of("ecdp_tiny") == "ecdp"  # inherits name: from ecdp.yaml through its defaults
+    assert method_name_of("not_a_file") == "not_a_file"

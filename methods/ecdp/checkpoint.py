@@ -73,8 +73,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return dict(obj)
 
 
-def select_state_dict(obj: Mapping, *, prefer_ema: bool = True, where: str = "checkpoint",
-                      module: str = "model") -> tuple[dict, str]:
+def select_state_dict(
+    obj: Mapping, *, prefer_ema: bool = True, where: str = "checkpoint", module: str = "model"
+) -> tuple[dict, str]:
     """Pick the weights in a checkpoint: EMA (``model_avg``) first when ``prefer_ema``, else ``model``.
 
     A bare state dict (all values tensors) is returned as is; a ``srbench-train`` checkpoint
@@ -82,13 +83,15 @@ def select_state_dict(obj: Mapping, *, prefer_ema: bool = True, where: str = "ch
     """
     if str(obj.get("format", "")).startswith("srbench-train-checkpoint"):
         if module not in obj.get("modules", {}):
-            raise CheckpointError(f"ECDP {where} is a srbench-train checkpoint without module {module!r} "
-                                  f"(it has {', '.join(obj.get('modules', {})) or 'none'}): wrong training stage?")
+            raise CheckpointError(
+                f"ECDP {where} is a srbench-train checkpoint without module {module!r} "
+                f"(it has {', '.join(obj.get('modules', {})) or 'none'}): wrong training stage?"
+            )
         state = dict(obj["modules"][module])
         use_ema = prefer_ema and bool(obj.get("ema"))
         if use_ema:
             pre = module + "."
-            state.update({k[len(pre):]: v for k, v in obj["ema"]["shadow"].items() if k.startswith(pre)})
+            state.update({k[len(pre) :]: v for k, v in obj["ema"]["shadow"].items() if k.startswith(pre)})
         return strip_wrapper_prefixes(state), f"srbench-train:{module}{' (ema)' if use_ema else ''}"
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return strip_wrapper_prefixes(obj), "state_dict"
@@ -122,10 +125,15 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str) 
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} with other shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        hint = ("only keys are missing: a srbench-train checkpoint saved with checkpoint_params=trainable "
-                "lacks frozen weights (train with checkpoint_params=all)" if missing and not unexpected and not shapes else
-                "check the method variant (encoder depth/selection, U-Net widths) matches the one it was trained with")
+            parts.append(
+                f"{len(shapes)} with other shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
+            )
+        hint = (
+            "only keys are missing: a srbench-train checkpoint saved with checkpoint_params=trainable "
+            "lacks frozen weights (train with checkpoint_params=all)"
+            if missing and not unexpected and not shapes
+            else "check the method variant (encoder depth/selection, U-Net widths) matches the one it was trained with"
+        )
         raise CheckpointError(f"{where} does not fit the configured model: {'; '.join(parts)} — {hint}")
     module.load_state_dict(state, strict=True)
 
@@ -149,16 +157,22 @@ def load_regressor_weights(module: nn.Module, path: str | os.PathLike, *, encode
     ``final.*`` tail is discarded, as ECDP's constructor does (``self.lr_feats = rrdbnet.rrdb``).
     """
     obj = read_checkpoint(path)
-    state, source = select_state_dict(obj, prefer_ema=True, where=f"regressor checkpoint {path}", module="regressor")
+    state, source = select_state_dict(
+        obj, prefer_ema=True, where=f"regressor checkpoint {path}", module="regressor"
+    )
     state = drop_prefix(state, WRAPPER_PREFIX)
     if encoder_only:
-        state = {k[len("rrdb."):]: v for k, v in state.items() if k.startswith("rrdb.")}
+        state = {k[len("rrdb.") :]: v for k, v in state.items() if k.startswith("rrdb.")}
     load_into(module, state, f"RRDB regressor checkpoint {path}")
     return {"path": str(path), "sha256": sha256_file(path), "weights": source}
 
 
-def save_ecdp_checkpoint(path: str | os.PathLike, model: Mapping[str, torch.Tensor],
-                         model_avg: Mapping[str, torch.Tensor] | None = None, **extra) -> None:
+def save_ecdp_checkpoint(
+    path: str | os.PathLike,
+    model: Mapping[str, torch.Tensor],
+    model_avg: Mapping[str, torch.Tensor] | None = None,
+    **extra,
+) -> None:
     """Write ``{"model": …, "model_avg": …}`` with the authors' ``model.`` key prefix (atomic)."""
     path = Path(path)
     obj = {"model": {WRAPPER_PREFIX + k: v for k, v in model.items()}, **extra}

@@ -60,7 +60,9 @@ class VGG19Features(nn.Module):
     seeded random network for tests only — its loss values mean nothing perceptually.
     """
 
-    def __init__(self, backbone: str = "imagenet", weights_path: str | os.PathLike | None = None, seed: int = 0):
+    def __init__(
+        self, backbone: str = "imagenet", weights_path: str | os.PathLike | None = None, seed: int = 0
+    ):
         super().__init__()
         from torchvision.models import vgg19
 
@@ -76,7 +78,9 @@ class VGG19Features(nn.Module):
                 torch.manual_seed(seed)
                 net = vgg19()
         else:
-            raise ValueError(f"ECDP perceptual loss: backbone must be 'imagenet' or 'random', got {backbone!r}")
+            raise ValueError(
+                f"ECDP perceptual loss: backbone must be 'imagenet' or 'random', got {backbone!r}"
+            )
         self.backbone = backbone
         self.features = net.features[:VGG19_CONV5_4_END]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -113,15 +113,24 @@ class ECDPConfig:
             train=_get(cfg, "train", {}),
         )
         if out.batch_mode not in ("per_image", "joint"):
-            raise ValueError(f"ECDP: sampler.batch_mode must be 'per_image' or 'joint', got {out.batch_mode!r}")
+            raise ValueError(
+                f"ECDP: sampler.batch_mode must be 'per_image' or 'joint', got {out.batch_mode!r}"
+            )
         if out.precision not in PRECISIONS:
             raise ValueError(f"ECDP: precision must be one of {sorted(PRECISIONS)}, got {out.precision!r}")
         return out
 
     def build_net(self) -> ECDPNet:
         return ECDPNet(
-            self.encoder_blocks, self.block_selection, self.unet_channels, self.unet_blocks, self.time_channels,
-            self.encoder_features, self.encoder_growth, self.residual_scale, self.antialias,
+            self.encoder_blocks,
+            self.block_selection,
+            self.unet_channels,
+            self.unet_blocks,
+            self.time_channels,
+            self.encoder_features,
+            self.encoder_growth,
+            self.residual_scale,
+            self.antialias,
         )
 
 
@@ -152,6 +161,8 @@ class ECDP(SRMethod):
         self.device = torch.device(device)
         self.provenance = provenance
         self.last_nfe: list[int] = []
+        self.nfe_total = 0  # over every image upscaled so far
+        self.images_total = 0
         self._unet_fn: Any = net.unet
         if cfg.compile:
             self._unet_fn = torch.compile(net.unet, dynamic=False)
@@ -165,8 +176,9 @@ class ECDP(SRMethod):
         return [checkpoint_weight_file(str(_get(cfg, "variant", "df2k")))]
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], device: torch.device | str = "cpu",
-                    dtype: torch.dtype = torch.float32) -> ECDP:
+    def from_config(
+        cls, cfg: Mapping[str, Any], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> ECDP:
         """Build ECDPNet for ``cfg`` and load ``cfg.weights`` (a checkpoint path, or "random").
 
         ``dtype`` bf16/fp16 selects autocast for the networks (the ODE state stays float32);
@@ -214,13 +226,17 @@ class ECDP(SRMethod):
             with self._autocast():
                 return self._unet_fn(x, tau, cond)
 
-        x_end, counter = solve_pf_ode(ProbabilityFlowODE(heads, self.net.diffusion.schedule), z.float(), self.cfg.solver)
+        x_end, counter = solve_pf_ode(
+            ProbabilityFlowODE(heads, self.net.diffusion.schedule), z.float(), self.cfg.solver
+        )
         return self.net.from_residual(x_end, lr_up), counter.nfe
 
     def check_input(self, lr: torch.Tensor, scale: float) -> None:
         self.check_scale(scale)
         if float(scale) != float(self.cfg.scale):
-            raise UnsupportedInput(f"this ECDP model ({self.cfg.variant}) was built for x{self.cfg.scale}, not x{scale:g}")
+            raise UnsupportedInput(
+                f"this ECDP model ({self.cfg.variant}) was built for x{self.cfg.scale}, not x{scale:g}"
+            )
         if lr.dim() != 4 or lr.shape[1] != 3:
             raise UnsupportedInput(f"ECDP expects B×3×h×w RGB input, got shape {tuple(lr.shape)}")
 
@@ -245,6 +261,8 @@ class ECDP(SRMethod):
                 outs.append(hr_i)
                 self.last_nfe.append(nfe)
             hr = torch.cat(outs)
+        self.nfe_total += sum(self.last_nfe)
+        self.images_total += len(self.last_nfe)
         return hr.clamp(0, 1).contiguous()
 
     def describe(self) -> dict[str, Any]:
@@ -257,7 +275,9 @@ class ECDP(SRMethod):
             "params_trainable": sum(p.numel() for p in params if p.requires_grad),
             "params_unet": sum(p.numel() for p in self.net.unet.parameters()),
             "params_encoder": sum(p.numel() for p in self.net.lr_feats.parameters()),
-            "nfe_per_image": list(self.last_nfe),
+            "nfe_per_image": list(self.last_nfe),  # of the last upscale() call
+            "nfe_mean": self.nfe_total / self.images_total if self.images_total else None,  # over all calls
+            "images_upscaled": self.images_total,
             **self.cfg.solver.describe(),
             "batch_mode": self.cfg.batch_mode,
             "temperature": self.cfg.temperature,
@@ -276,7 +296,11 @@ class ECDP(SRMethod):
         train_cfg = _get(mcfg, "train", self.cfg.train)
         if str(_get(train_cfg, "stage", "")) == "finetune":
             init = _get(_get(cfg, "init", {}), "checkpoint")
-            if self.provenance.get("weights") == "random" and not init and not _get(train_cfg, "allow_random_init"):
+            if (
+                self.provenance.get("weights") == "random"
+                and not init
+                and not _get(train_cfg, "allow_random_init")
+            ):
                 raise ValueError(
                     "ECDP fine-tuning (stage c) starts from a trained stage-b model: set init.checkpoint=<stage-b "
                     "run dir or step_*.pt> or method.weights=<checkpoint>"
@@ -300,7 +324,9 @@ class RegressorMethod(SRMethod):
     @torch.inference_mode()
     def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
         if float(scale) != float(self.regressor.sr_factor):
-            raise UnsupportedInput(f"the RRDB regressor was built for x{self.regressor.sr_factor}, not x{scale:g}")
+            raise UnsupportedInput(
+                f"the RRDB regressor was built for x{self.regressor.sr_factor}, not x{scale:g}"
+            )
         was_training = self.regressor.training
         self.regressor.eval()
         try:
@@ -323,16 +349,22 @@ class ECDPTrainer(Trainer):
         self.method = method
         self.stage = str(_get(train_cfg, "stage", "diffusion"))
         if self.stage not in STAGES:
-            raise ValueError(f"ECDP: method.train.stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+            raise ValueError(
+                f"ECDP: method.train.stage must be one of {', '.join(STAGES)}, got {self.stage!r}"
+            )
         self.encoder_lr = float(_get(train_cfg, "encoder_lr", 1e-5))
         cfg, net = method.cfg, method.net
         self.net = net
         device = method.device
         if self.stage == "regressor":
-            self.regressor = RRDBRegressor(cfg.encoder_blocks, cfg.scale, 3, cfg.encoder_features, cfg.encoder_growth)
+            self.regressor = RRDBRegressor(
+                cfg.encoder_blocks, cfg.scale, 3, cfg.encoder_features, cfg.encoder_growth
+            )
             self.regressor.to(device)
             if _get(train_cfg, "regressor_weights"):
-                load_regressor_weights(self.regressor, _get(train_cfg, "regressor_weights"), encoder_only=False)
+                load_regressor_weights(
+                    self.regressor, _get(train_cfg, "regressor_weights"), encoder_only=False
+                )
         elif self.stage == "diffusion":
             if _get(train_cfg, "regressor_weights"):
                 # ECDP's constructor: lr_feats = pretrained RRDBNet trunk, tail discarded
@@ -363,7 +395,9 @@ class ECDPTrainer(Trainer):
     def _check_batch(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
         s = self.method.cfg.scale
         if hr.shape[-2:] != (lr.shape[-2] * s, lr.shape[-1] * s):
-            raise UnsupportedInput(f"ECDP training needs HR = {s}×LR, got LR {tuple(lr.shape)} and HR {tuple(hr.shape)}")
+            raise UnsupportedInput(
+                f"ECDP training needs HR = {s}×LR, got LR {tuple(lr.shape)} and HR {tuple(hr.shape)}"
+            )
 
     def training_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         lr, hr = batch["lr"], batch["hr"]
@@ -394,12 +428,17 @@ class ECDPTrainer(Trainer):
             lr_up = net.upsample_lr(lr, size)
         z = torch.randn_like(hr) * self.method.cfg.temperature
         ode = ProbabilityFlowODE(lambda x, tau: net.unet(x, tau, cond), net.diffusion.schedule)
-        x_end, counter = solve_pf_ode(ode, z, self.solver, adjoint=True, adjoint_params=tuple(net.unet.parameters()))
+        x_end, counter = solve_pf_ode(
+            ode, z, self.solver, adjoint=True, adjoint_params=tuple(net.unet.parameters())
+        )
         self.last_nfe_forward = counter.nfe
         self._counter = counter  # keeps counting during backward (adjoint NFE)
         percep = self.percep(net.from_residual(x_end, lr_up), hr)
-        return {"loss": self.percep_weight * percep.mean(), "percep": percep.mean().detach(),
-                "nfe_forward": torch.tensor(float(counter.nfe))}
+        return {
+            "loss": self.percep_weight * percep.mean(),
+            "percep": percep.mean().detach(),
+            "nfe_forward": torch.tensor(float(counter.nfe)),
+        }
 
     def eval_method(self) -> SRMethod:
         if self.stage == "regressor":

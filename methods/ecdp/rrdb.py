@@ -80,7 +80,9 @@ class RRDBEncoder(nn.Module):
         super().__init__()
         selection = [int(i) for i in block_selection]
         if not selection or min(selection) < 0 or max(selection) >= num_blocks:
-            raise ValueError(f"RRDBEncoder: block_selection {selection} must index blocks 0..{num_blocks - 1}")
+            raise ValueError(
+                f"RRDBEncoder: block_selection {selection} must index blocks 0..{num_blocks - 1}"
+            )
         self.block_selection = selection
         self.out_channels = num_features * len(selection)
         self.conv_first = nn.Conv2d(in_channels, num_features, 3, padding=1)
@@ -106,7 +108,9 @@ class RRDBRegressor(nn.Module):
     LeakyReLU 0.2, conv 3×3 → 3. Parameter names: ``rrdb.*``, ``final.<index>.*``.
     """
 
-    def __init__(self, num_blocks: int, sr_factor: int, in_channels: int = 3, num_features: int = 64, growth: int = 32):
+    def __init__(
+        self, num_blocks: int, sr_factor: int, in_channels: int = 3, num_features: int = 64, growth: int = 32
+    ):
         super().__init__()
         if sr_factor < 2 or 2 ** round(math.log2(sr_factor)) != sr_factor:
             raise ValueError(f"RRDBRegressor: sr_factor must be a power of two ≥ 2, got {sr_factor}")
@@ -114,10 +118,16 @@ class RRDBRegressor(nn.Module):
         self.rrdb = RRDBEncoder(num_blocks, [num_blocks - 1], in_channels, num_features, growth)
         layers: list[nn.Module] = []
         for _ in range(round(math.log2(sr_factor))):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(num_features, num_features, 3, padding=1),
-                       nn.LeakyReLU(0.2)]
-        layers += [nn.Conv2d(num_features, num_features, 3, padding=1), nn.LeakyReLU(0.2),
-                   nn.Conv2d(num_features, in_channels, 3, padding=1)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(num_features, num_features, 3, padding=1),
+                nn.LeakyReLU(0.2),
+            ]
+        layers += [
+            nn.Conv2d(num_features, num_features, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(num_features, in_channels, 3, padding=1),
+        ]
         self.final = nn.Sequential(*layers)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:

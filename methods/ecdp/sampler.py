@@ -52,7 +52,9 @@ class SolverSettings:
             known = ", ".join(sorted(ADAPTIVE_SOLVERS | set(FIXED_SOLVERS)))
             raise SolverError(f"ECDP sampler: unknown solver {self.method!r}; choose one of: {known}")
         if self.method in FIXED_SOLVERS and (self.steps is None or int(self.steps) < 1):
-            raise SolverError(f"ECDP sampler: solver {self.method!r} needs sampler.steps ≥ 1 (got {self.steps})")
+            raise SolverError(
+                f"ECDP sampler: solver {self.method!r} needs sampler.steps ≥ 1 (got {self.steps})"
+            )
         if not self.tau_start > self.tau_end > 0:
             raise SolverError(
                 f"ECDP sampler: need tau_start > tau_end > 0 (got {self.tau_start}, {self.tau_end}); "

@@ -71,7 +71,11 @@ class VPSchedule:
 
 
 def hybrid_epsilon(
-    x_t: torch.Tensor, eps_hat: torch.Tensor, x0_hat: torch.Tensor, alpha_bar: torch.Tensor, one_minus_alpha_bar: torch.Tensor
+    x_t: torch.Tensor,
+    eps_hat: torch.Tensor,
+    x0_hat: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    one_minus_alpha_bar: torch.Tensor,
 ) -> torch.Tensor:
     """ECDP's hybrid ε prediction, λ(s) = ᾱ(s):  ε_final = ᾱ·ε̂ + (1−ᾱ)·(x_t − √ᾱ·x̂₀)/√(1−ᾱ).
 
@@ -84,8 +88,13 @@ def hybrid_epsilon(
     return alpha_bar * eps_hat + one_minus_alpha_bar.sqrt() * (x_t - alpha_bar.sqrt() * x0_hat)
 
 
-def pf_ode_rhs(x_t: torch.Tensor, eps: torch.Tensor, beta: torch.Tensor, one_minus_alpha_bar: torch.Tensor,
-               tau_max: float) -> torch.Tensor:
+def pf_ode_rhs(
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    beta: torch.Tensor,
+    one_minus_alpha_bar: torch.Tensor,
+    tau_max: float,
+) -> torch.Tensor:
     """dx/dτ of the VP probability flow (Song et al. 2021, eq. 13) with score −ε/√(1−ᾱ).
 
     dx/ds = −½β(s)·x − ½β(s)·∇log p = −½β·x + ½β·ε/√(1−ᾱ);  dτ = τ_max·ds.

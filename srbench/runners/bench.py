@@ -187,6 +187,10 @@ class BenchLoop:
         lr = torch.stack([s.lr for s in group]).to(self.device, non_blocking=True)
         hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(self.device, non_blocking=True)
         sr, ms, peak = self._upscale(lr, scale, [image_seed(self.seed, n) for n in names])
+        info = self.method.describe()
+        nfe = info.get("nfe_per_image") or [info.get("nfe")] * len(group)
+        if len(nfe) != len(group):  # a method reporting one NFE for the whole batch
+            nfe = [nfe[0]] * len(group)
 
         expected = (len(group), 3, round(lr.shape[-2] * scale), round(lr.shape[-1] * scale))
         if tuple(sr.shape) != expected:
@@ -205,7 +209,7 @@ class BenchLoop:
             if name in self.save_budget and finite[i]:
                 write_image(self.run.samples_dir / f"{name}.png", sr[i].cpu())
             status, error = (STATUS_OK, "") if finite[i] else (STATUS_NONFINITE, "NaN/Inf in the method's output")
-            rows.append(self._row(name, status, error, time_ms=ms, peak_mem_mb=peak, batch=len(group),
+            rows.append(self._row(name, status, error, time_ms=ms, peak_mem_mb=peak, batch=len(group), nfe=nfe[i],
                                   **{col: vals[i] for col, vals in values.items()}))
         return rows
 
@@ -357,7 +361,8 @@ def _write_summary(run: RunDir, table: Any, columns: Sequence[str], summarize: A
         "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info},
     }
     if method_describe is not None:
-        summary["nfe"] = method_describe.get("nfe")
+        nfe = body["timing"].get("nfe", {}).get("mean")
+        summary["nfe"] = nfe if nfe is not None else method_describe.get("nfe")
     if error:
         summary["error"] = error
     run.write_summary(summary)

@@ -12,6 +12,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from srbench.paths import CONF_DIR
 
 
+def method_name_of(option: str) -> str:
+    """The registered method a ``conf/method/<option>.yaml`` runs (its ``name:``, possibly inherited
+    through its defaults list, e.g. ``ecdp_tiny`` → ``ecdp``); the option itself when there is no file."""
+    from omegaconf import OmegaConf
+
+    seen = set()
+    while option not in seen:
+        seen.add(option)
+        path = CONF_DIR / "method" / f"{option}.yaml"
+        if not path.is_file():
+            return option
+        node = OmegaConf.load(path)
+        if "name" in node:
+            return str(node["name"])
+        parents = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+        if not parents:
+            return option
+        option = parents[0]
+    return option
+
+
 def group_options(group: str) -> set[str]:
     return {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
 

@@ -61,7 +61,7 @@ class Case:
 @dataclass
 class Built:
     fn: Callable[[], Any]  # runs one batch
-    nfe: float | None      # network evaluations per image (None: not a denoiser call)
+    nfe: float | Callable[[], float | None] | None  # evaluations per image, or read after the calls (adaptive solvers)
 
 
 # ----------------------------------------------------------------------------- targets
@@ -125,8 +125,16 @@ def build_method(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, An
     method = cls.from_config(mcfg, case.device, DTYPES[case.dtype])
     lr = torch.rand(case.batch, 3, int(lr_side), int(lr_side), device=case.device)
     seeds = list(range(case.batch))
-    nfe = method.describe().get("nfe")
-    return Built(lambda: method.upscale(lr, scale, seeds=seeds), None if nfe is None else float(nfe))
+    return Built(lambda: method.upscale(lr, scale, seeds=seeds), lambda: method_nfe(method))
+
+
+def method_nfe(method: Any) -> float | None:
+    """NFE per image of a method's last call: mean of ``nfe_per_image``, or its fixed ``nfe``."""
+    info = method.describe()
+    per_image = [v for v in info.get("nfe_per_image") or [] if v is not None]
+    if per_image:
+        return float(statistics.mean(per_image))
+    return None if info.get("nfe") is None else float(info["nfe"])
 
 
 #: built-in targets (SD pieces); ``method:<name>`` is resolved through the method registry
@@ -188,7 +196,7 @@ def run_case(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] |
     per_call = statistics.median(times)
     row.update(ms_per_call=per_call, ms_per_call_min=min(times), ms_per_image=per_call / case.batch,
                images_per_s=1000.0 * case.batch / per_call, iters=len(times), peak_mem_mb=peak, mem_kind=kind,
-               nfe=built.nfe)
+               nfe=built.nfe() if callable(built.nfe) else built.nfe)
     return row
 
 

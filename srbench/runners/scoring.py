@@ -12,7 +12,7 @@ from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, p
 
 #: columns every per_image.csv carries besides the metric columns
 BASE_COLUMNS = ["image", "seed", "status", "error"]
-TIMING_COLUMNS = ["time_ms", "peak_mem_mb", "batch"]
+TIMING_COLUMNS = ["time_ms", "peak_mem_mb", "batch", "nfe"]
 
 
 def per_image_columns(metric_columns: Sequence[str], timing: bool = True) -> list[str]:
@@ -45,7 +45,7 @@ def summarize_rows(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[s
         if vals:
             metrics[col] = summarize(vals)
     timing: dict[str, Any] = {}
-    for col in ("time_ms", "peak_mem_mb"):
+    for col in ("time_ms", "peak_mem_mb", "nfe"):
         vals = [v for v in (_as_float(r.get(col)) for r in ok) if v is not None and math.isfinite(v)]
         if vals:
             timing[col] = {"mean": sum(vals) / len(vals), "max": max(vals)}

@@ -766,13 +766,15 @@ def _hydra_app(cfg: Any) -> None:
 
 
 def _check_methods(argv: Sequence[str]) -> None:
-    """Fail fast, in one line, on ``method=<name>`` that is unknown or cannot be trained."""
+    """Fail fast, in one line, on ``method=<option>`` that is unknown or cannot be trained."""
+    from srbench.runners.hydra_setup import method_name_of
+
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and key.lstrip("+~") == "method" and "(" not in value:
-            for name in filter(None, (v.strip() for v in value.split(","))):
+            for option in filter(None, (v.strip() for v in value.split(","))):
                 try:
-                    resolve_trainable(name)
+                    resolve_trainable(method_name_of(option))
                 except UserError as exc:
                     print(f"srbench-train: error: {one_line(exc)}", file=sys.stderr)
                     raise SystemExit(2) from None
