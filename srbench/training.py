@@ -30,11 +30,22 @@ Rules for a Trainer:
 from __future__ import annotations
 
 import abc
+import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+#: format tag of checkpoints written by ``srbench-train`` (read by methods to start from them)
+CHECKPOINT_FORMAT = "srbench-train-checkpoint/1"
+_CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A training checkpoint cannot be used; the message is one line for the user."""
 
 
 class Trainer(abc.ABC):
@@ -78,3 +89,48 @@ class Trainer(abc.ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (called on resume)."""
+
+
+# ----------------------------------------------------------------------------- srbench-train checkpoints
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``folder`` as (step, path), oldest first (temp files are ignored)."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT_RE.match(p.name))]
+    return sorted(found)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if path.is_dir():  # a run directory or its checkpoints/ folder
+        found = list_checkpoints(path / "checkpoints") or list_checkpoints(path)
+        if not found:
+            raise CheckpointError(f"no checkpoint (checkpoints/step_*.pt) in {path}")
+        path = found[-1][1]
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a srbench-train checkpoint (format {CHECKPOINT_FORMAT})")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def checkpoint_weights(ckpt: Mapping[str, Any], module: str, *, use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """Weights of ``module`` in a srbench-train checkpoint, with the EMA averages where kept.
+
+    With the default ``checkpoint_params=trainable`` frozen parameters are absent: load the
+    result with ``strict=False`` over the method's own base weights.
+    """
+    if module not in ckpt["modules"]:
+        raise CheckpointError(f"checkpoint {ckpt.get('path')} has no module {module!r} (it has {', '.join(ckpt['modules'])})")
+    state = dict(ckpt["modules"][module])
+    if use_ema:
+        if not ckpt.get("ema"):
+            raise CheckpointError(f"checkpoint {ckpt.get('path')} has no EMA weights (use the trained ones: use_ema=false)")
+        prefix = module + "."
+        state.update({k[len(prefix):]: v for k, v in ckpt["ema"]["shadow"].items() if k.startswith(prefix)})
+    return state

@@ -84,6 +84,7 @@ class WeightFile:
     sha256_prefix: str | None = None  # e.g. torchvision's 8-hex prefix embedded in the name
     extra: dict = field(default_factory=dict, compare=False, hash=False)
     revision: str | None = None  # HF branch, tag or commit (None: "main")
+    obtain: str = ""  # how to make the file when nothing is published (e.g. "train it: make train METHOD=…")
 
     @property
     def is_dir(self) -> bool:
@@ -103,10 +104,11 @@ class WeightFile:
 
     def how_to_get(self) -> str:
         dest = self.default_dest()
-        src = f"download {self.source} on a connected machine and " if self.source else "obtain it and "
+        if not self.source:  # nothing to download: say how the file comes about
+            return f"{self.obtain or 'obtain it'}, then copy it to {dest} (or pass its path in the config)"
         return (
-            f"{src}copy it to {dest} (or pass its path in the config, "
-            f"or run `srbench weights download {self.method}`)"
+            f"download {self.source} on a connected machine and copy it to {dest} (or pass its path in the "
+            f"config, or run `srbench weights download {self.method}`)"
         )
 
 

@@ -285,3 +285,13 @@ def test_logger_receives_table_summary_and_thumbnails(tmp_path, monkeypatch):
     assert [r["image"] for r in seen["table"]] == ["coins", "chelsea", "camera"]
     assert set(seen["images"]) == {"coins", "chelsea", "camera"}
     assert seen["summary"]["psnr/mean"] == pytest.approx(result.summary["metrics"]["psnr"]["mean"])
+
+
+def test_failed_sweep_job_is_recorded_and_does_not_raise(tmp_path, toy, capsys):
+    overrides = ["method=toy_weighted", f"results_dir={tmp_path}", *SMALL]
+    with bench_config(overrides) as cfg:
+        (result,) = execute(cfg, overrides=overrides, multirun=True)
+    assert result.status == "failed" and "toy_weighted_v1.pth" in result.message
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "toy_weighted_v1.pth" in summary["error"]
+    assert (result.run_dir / "manifest.json").exists()  # so `srbench report` lists the failure

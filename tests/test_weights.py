@@ -342,3 +342,12 @@ def test_cli_download_reports_offline_in_one_line(fake_registry, root, hf_cache,
 def test_cli_unknown_method(fake_registry, capsys):
     assert cmd.main(["list", "nope"]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_unpublished_file_says_how_to_make_it_not_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
+    wf = W.WeightFile(method="m", filename="m-small.pt", obtain="train it with `make train METHOD=m`")
+    with pytest.raises(W.MissingWeightsError) as err:
+        W.resolve(wf)
+    msg = str(err.value)
+    assert "make train METHOD=m" in msg and "weights download" not in msg and "\n" not in msg

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,6 +441,18 @@ def run_all(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunRe
 
 
 # ----------------------------------------------------------------------------- entry points
+def record_failure(cfg: Mapping[str, Any], overrides: Sequence[str], exc: BaseException) -> RunResult:
+    """Write ``results/<dataset>/<method>/failed-<hash>/`` (summary status=failed + manifest) for a sweep job."""
+    method, dataset = cfg["method"]["name"], cfg["dataset"]["name"]
+    run = RunDir(cfg.get("results_dir", "results"), dataset, method, f"failed-{config_hash(list(overrides))}")
+    run.write_manifest({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
+                        "overrides": list(overrides), "git": git_state(), "config": cfg})
+    run.write_summary({"method": method, "dataset": dataset, "scale": cfg["dataset"].get("scale"),
+                       "profile": cfg["metrics"]["profile"], "status": "failed", "error": one_line(exc),
+                       "error_type": type(exc).__name__, "n_images": 0})
+    return RunResult(method, dataset, run.path, "failed", message=one_line(exc))
+
+
 def execute(cfg: Any, overrides: Sequence[str] = (), multirun: bool = False) -> list[RunResult]:
     """Run what the config asks for and print the leaderboard. User errors are one line."""
     c = to_container(cfg)
@@ -449,11 +462,14 @@ def execute(cfg: Any, overrides: Sequence[str] = (), multirun: bool = False) -> 
         else:
             results = [run_bench(c)]
     except Exception as exc:
+        if multirun:  # the sweep goes on; the failure is recorded in the results store
+            if not is_user_error(exc):
+                traceback.print_exc()
+            print(f"srbench: job failed: {one_line(exc)}", file=sys.stderr)
+            return [record_failure(c, overrides, exc)]
         if not is_user_error(exc):
             raise
         print(f"srbench: error: {one_line(exc)}", file=sys.stderr)
-        if multirun:  # the sweep goes on; the failure is recorded by the job
-            return [RunResult(c["method"]["name"], c["dataset"]["name"], None, "failed", message=one_line(exc))]
         raise SystemExit(2) from None
     if dist.rank() == 0 and c.get("print_table", True):
         ran = [r for r in results if r.summary]

@@ -15,10 +15,11 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from srbench.data.base import DatasetError
     from srbench.method import DuplicateMethod, UnknownMethod, UnsupportedInput
     from srbench.results.store import ResultsError
+    from srbench.training import CheckpointError
     from srbench.weights import MissingWeightsError, WeightsFormatError
 
     types: list[type[BaseException]] = [UserError, DatasetError, UnsupportedInput, UnknownMethod, DuplicateMethod,
-                                        MissingWeightsError, WeightsFormatError, ResultsError]
+                                        MissingWeightsError, WeightsFormatError, ResultsError, CheckpointError]
     try:
         from srbench.data.io import ImageReadError
 

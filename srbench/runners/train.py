@@ -30,9 +30,7 @@ import csv
 import hashlib
 import json
 import math
-import os
 import random
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,9 +46,7 @@ from srbench.method import SRMethod, UnknownMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
 from srbench.runners.devices import DTYPES, to_container
 from srbench.runners.errors import UserError, is_user_error, one_line
-
-CHECKPOINT_FORMAT = "srbench-train-checkpoint/1"
-_CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
+from srbench.training import CHECKPOINT_FORMAT, checkpoint_weights, list_checkpoints, load_checkpoint  # noqa: F401
 
 #: config keys that do not change the trained weights (left out of the default run name and resume check)
 _RUN_INDEPENDENT = ("max_steps", "checkpoint_every", "keep_checkpoints", "validate_every", "val_max_images",
@@ -145,50 +141,6 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through :func:`srbench.fsutil.atomic_path` (temp file, fsync, rename)."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in ``folder`` as (step, path), oldest first (temp files are ignored)."""
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT_RE.match(p.name))]
-    return sorted(found)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path).expanduser()
-    if path.is_dir():  # a run directory or its checkpoints/ folder
-        found = list_checkpoints(path / "checkpoints") or list_checkpoints(path)
-        if not found:
-            raise UserError(f"no checkpoint (checkpoints/step_*.pt) in {path}")
-        path = found[-1][1]
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise UserError(f"cannot read checkpoint {path}: {one_line(exc)}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a srbench-train checkpoint (format {CHECKPOINT_FORMAT})")
-    ckpt["path"] = str(path)
-    return ckpt
-
-
-def checkpoint_weights(ckpt: Mapping[str, Any], module: str, *, use_ema: bool = True) -> dict[str, torch.Tensor]:
-    """Weights of ``module`` in a srbench-train checkpoint, with the EMA averages where kept.
-
-    With the default ``checkpoint_params=trainable`` frozen parameters are absent: load the
-    result with ``strict=False`` over the method's own base weights.
-    """
-    if module not in ckpt["modules"]:
-        raise UserError(f"checkpoint {ckpt.get('path')} has no module {module!r} (it has {', '.join(ckpt['modules'])})")
-    state = dict(ckpt["modules"][module])
-    if use_ema:
-        if not ckpt.get("ema"):
-            raise UserError(f"checkpoint {ckpt.get('path')} has no EMA weights (use the trained ones: use_ema=false)")
-        prefix = module + "."
-        state.update({k[len(prefix):]: v for k, v in ckpt["ema"]["shadow"].items() if k.startswith(prefix)})
-    return state
 
 
 def module_state(module: torch.nn.Module, which: str) -> dict[str, torch.Tensor]:
