@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ARGS = ["method=bicubic", "dataset=samples", "dataset.images=[coins,chelsea,camera]", "metrics.lpips_nets=[]",
         "num_workers=0", "batch_size=1", "run_name=r"]
 
@@ -35,3 +37,15 @@ def test_torchrun_two_ranks_equals_single_process(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["n_images"] == 3
     assert json.loads((run / "manifest.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_sweep(tmp_path):
+    """The Slurm path in miniature: Hydra's submitit launcher (local executor) runs each job."""
+    out = subprocess.run([sys.executable, "-m", "srbench.runners.bench", "-m", "hydra/launcher=submitit_local",
+                          "method=bicubic", "metrics=standard,matlab", "dataset.images=[coins]",
+                          "metrics.lpips_nets=[]", f"results_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    runs = sorted(p.parent.name.split("-")[1] for p in (tmp_path / "samples" / "bicubic").glob("*/summary.json"))
+    assert runs == ["matlab", "standard"]

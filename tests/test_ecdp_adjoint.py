@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from methods.ecdp.errors import ECDPConfigError
 from methods.ecdp.method import ECDP
 from methods.ecdp.model import ECDPNet
 from methods.ecdp.sampler import SolverSettings, solve_pf_ode
@@ -74,6 +75,30 @@ def test_adjoint_gradients_match_direct_backprop():
     rel = ((grad_a - grad_d).norm() / grad_d.norm()).item()
     assert rel < 1e-4, rel
     assert counter.nfe > 0
+
+
+@pytest.mark.parametrize(
+    "tol, bound",
+    [(1e-5, 1e-2), pytest.param(1e-6, 2e-3, marks=pytest.mark.slow)],
+)
+def test_dopri5_adjoint_with_step_t_matches_direct_backprop(tol, bound):
+    """The fine-tuning path: adaptive dopri5 with ``step_t`` at τ_end, adjoint vs autograd.
+
+    The backward solve inherits the forward options (step_t included); the two gradients
+    differ by the solver error only, so they agree to about the tolerance (measured rel.
+    difference 4.8e-3 at 1e-5, 5.0e-4 at 1e-6, 1.7e-4 at 1e-7).
+    """
+    net = _tiny_net()
+    g = torch.Generator().manual_seed(1)
+    lr = torch.rand(1, 3, 2, 2, generator=g, dtype=torch.float64)
+    z = torch.randn(1, 3, 8, 8, generator=g, dtype=torch.float64)
+    settings = SolverSettings(method="dopri5", rtol=tol, atol=tol)
+    loss_d, grad_d, _ = _loss_and_grads(net, lr, z, settings, adjoint=False)
+    loss_a, grad_a, counter = _loss_and_grads(net, lr, z, settings, adjoint=True)
+    torch.testing.assert_close(loss_a, loss_d, rtol=1e-12, atol=0)  # same forward solve
+    rel = ((grad_a - grad_d).norm() / grad_d.norm()).item()
+    assert rel < bound, rel
+    assert counter.accepted > 0  # adaptive steps were taken, not a fixed grid
 
 
 def _saved_bytes(net, lr, z, settings, adjoint: bool) -> int:
@@ -150,5 +175,11 @@ def test_finetune_refuses_a_random_start():
         "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
         "train": {"stage": "finetune"},
     }
-    with pytest.raises(ValueError, match="init.checkpoint"):
+    from srbench.runners.errors import is_user_error
+
+    with pytest.raises(ECDPConfigError, match="init.checkpoint") as err:
         ECDP.from_config(cfg, "cpu").trainer({"method": cfg, "init": {"checkpoint": None}})
+    assert is_user_error(err.value) and "\n" not in str(err.value)
+    # a stage-b run to start from (the runner loads it after building the trainer) lifts the refusal
+    cfg["train"]["percep_backbone"] = "random"
+    ECDP.from_config(cfg, "cpu").trainer({"method": cfg, "init": {"checkpoint": "runs/b"}})

@@ -191,10 +191,14 @@ def test_fixed_step_solvers_nfe_and_convergence_order(method, order):
     assert observed > order - 0.5, (errs, observed)
 
 
-def test_bad_solver_settings_are_one_line():
-    with pytest.raises(SolverError, match="unknown solver"):
-        SolverSettings(method="dopri6")
-    with pytest.raises(SolverError, match="steps"):
-        SolverSettings(method="euler")
-    with pytest.raises(SolverError, match="tau_end"):
-        SolverSettings(tau_end=0.0)
+def test_bad_solver_settings_are_one_line_user_errors():
+    from srbench.runners.errors import is_user_error
+
+    for kwargs, setting in (
+        ({"method": "dopri6"}, "method.sampler.method='dopri6'"),
+        ({"method": "euler"}, "method.sampler.steps"),
+        ({"tau_end": 0.0}, "method.sampler.tau_start > tau_end"),
+    ):
+        with pytest.raises(SolverError) as err:
+            SolverSettings(**kwargs)
+        assert is_user_error(err.value) and setting in str(err.value) and "\n" not in str(err.value)

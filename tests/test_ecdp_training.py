@@ -43,7 +43,7 @@ def batch(shared_data):
 
 def _train(stage: str, batch, steps: int, lr: float, **train) -> list[float]:
     torch.manual_seed(0)
-    cfg = {**TINY, "train": {"stage": stage, **train}}
+    cfg = {**TINY, "train": {"stage": stage, "allow_random_init": True, **train}}
     trainer = ECDP.from_config(cfg, "cpu").trainer({"method": cfg})
     opt = torch.optim.Adam(trainer.parameter_groups(lr))
     losses = []

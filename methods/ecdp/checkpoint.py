@@ -6,11 +6,14 @@ set), "optim_model", "sched_model", "sample_fixed_latent", "epoch", "epoch_lengt
 ``model.diffusion.{betas,alphas,alpha_bars}``, ``model.lr_feats.*`` (ECDP) or ``model.rrdb.*``,
 ``model.final.*`` (regressor). Their README extracts the regressor into
 ``pretrained-rrdbnet-<dataset>.pt`` = the bare ``RRDBNet`` state dict (``rrdb.*``, ``final.*``).
-DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes are stripped.
+DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes are stripped
+(:func:`srbench.weights.strip_prefixes`).
 
-srbench reads the same layout (:func:`save_ecdp_checkpoint` writes it) and also the
-checkpoints of ``srbench-train`` (``{"format": "srbench-train-checkpoint/1", "modules":
-{"model" | "regressor": sd}, "ema": {"shadow": …}}``), taking the EMA weights where kept.
+srbench also reads the checkpoints of ``srbench-train`` (``srbench.training``: ``{"format":
+"srbench-train-checkpoint/1", "modules": {"model" | "regressor": sd}, "ema": {"shadow": …}}``),
+taking the EMA weights where kept. Files are read with :func:`srbench.weights.load_checkpoint`
+(``weights_only`` unpickling); only a file that holds more than tensors is handed to
+:func:`srbench.training.load_checkpoint`, which reads ``srbench-train``'s own format.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from srbench.weights import MissingWeightsError, sha256_file
+from srbench import training
+from srbench.weights import MissingWeightsError, WeightsFormatError, load_checkpoint, sha256_file, strip_prefixes
+
+from .errors import CheckpointError
 
 #: the authors' ConditionalDensityModel attribute holding ECDP / RRDBNet
 WRAPPER_PREFIX = "model."
@@ -31,46 +37,27 @@ EMA_KEYS = ("model_avg", "ema")
 RAW_KEYS = ("model", "state_dict")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used for this model; the message is one line for the user."""
+def read_checkpoint(path: str | os.PathLike, setting: str) -> tuple[Mapping, str]:
+    """(contents, sha256) of an existing checkpoint file, on CPU, with one-line errors.
 
-
-def strip_wrapper_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop leading ``module.`` (DDP) and every ``_orig_mod.`` (torch.compile) path component."""
-    out = {}
-    for key, value in state.items():
-        parts = key.split(".")
-        while parts and parts[0] == "module":
-            parts = parts[1:]
-        out[".".join(p for p in parts if p != "_orig_mod")] = value
-    return out
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load`` on CPU with one-line errors.
-
-    Weights-only unpickling first; a file that needs more is tried as a ``srbench-train``
-    checkpoint (the runner's own loader, which also restores RNG states and the config).
+    ``setting`` names the config key the path came from (``method.weights``,
+    ``method.train.regressor_weights``), so an error tells the user what to fix.
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise MissingWeightsError(
-            f"ECDP checkpoint {path} not found; no weights are published — train one with "
-            "`make train METHOD=ecdp DATASET=…` (see methods/ecdp/README.md) or point method.weights at yours"
-        )
+        raise MissingWeightsError(f"{setting}={path}: no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is the same user problem
-        from srbench.runners.train import load_checkpoint
-
+        obj, digest = load_checkpoint(path)
+    except WeightsFormatError as err:
+        # A srbench-train checkpoint also holds RNG states and its config, which weights_only
+        # unpickling refuses; its own loader reads it (and rejects anything else).
         try:
-            obj = load_checkpoint(path)
-        except Exception:  # noqa: BLE001
-            msg = f"ECDP checkpoint {path} cannot be read ({type(err).__name__}: {err})"
-            raise CheckpointError(msg.splitlines()[0]) from None
+            obj, digest = training.load_checkpoint(path), sha256_file(path)
+        except training.CheckpointError:
+            raise CheckpointError(f"{setting}: {err}") from None
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"ECDP checkpoint {path} holds a {type(obj).__name__}, not a state dict")
-    return dict(obj)
+        raise CheckpointError(f"{setting}={path} holds a {type(obj).__name__}, not a state dict")
+    return obj, digest
 
 
 def select_state_dict(
@@ -81,27 +68,24 @@ def select_state_dict(
     A bare state dict (all values tensors) is returned as is; a ``srbench-train`` checkpoint
     gives its ``modules[module]`` with the EMA shadow laid over it. Returns (state dict, source).
     """
-    if str(obj.get("format", "")).startswith("srbench-train-checkpoint"):
+    if obj.get("format") == training.CHECKPOINT_FORMAT:
         if module not in obj.get("modules", {}):
             raise CheckpointError(
-                f"ECDP {where} is a srbench-train checkpoint without module {module!r} "
+                f"{where} is a srbench-train checkpoint without module {module!r} "
                 f"(it has {', '.join(obj.get('modules', {})) or 'none'}): wrong training stage?"
             )
-        state = dict(obj["modules"][module])
         use_ema = prefer_ema and bool(obj.get("ema"))
-        if use_ema:
-            pre = module + "."
-            state.update({k[len(pre) :]: v for k, v in obj["ema"]["shadow"].items() if k.startswith(pre)})
-        return strip_wrapper_prefixes(state), f"srbench-train:{module}{' (ema)' if use_ema else ''}"
+        state = training.checkpoint_weights(obj, module, use_ema=use_ema)
+        return strip_prefixes(state), f"srbench-train:{module}{' (ema)' if use_ema else ''}"
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return strip_wrapper_prefixes(obj), "state_dict"
+        return strip_prefixes(obj), "state_dict"
     order = (*EMA_KEYS, *RAW_KEYS) if prefer_ema else (*RAW_KEYS, *EMA_KEYS)
     for key in order:
         sub = obj.get(key)
         if isinstance(sub, Mapping) and sub:
-            return strip_wrapper_prefixes(sub), key
+            return strip_prefixes(sub), key
     raise CheckpointError(
-        f"ECDP {where} has no weights: expected a state dict or one of the keys "
+        f"{where} has no weights: expected a state dict or one of the keys "
         f"{', '.join(order)}; found {', '.join(map(str, obj)) or 'nothing'}"
     )
 
@@ -138,46 +122,55 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], where: str) 
     module.load_state_dict(state, strict=True)
 
 
-def load_ecdp_weights(net: nn.Module, path: str | os.PathLike, *, prefer_ema: bool = True) -> dict:
+def load_ecdp_weights(
+    net: nn.Module, path: str | os.PathLike, *, prefer_ema: bool = True, setting: str = "method.weights"
+) -> dict:
     """Load an ECDP checkpoint (authors' or srbench's) into ``net`` (an ``ECDPNet``), strictly.
 
+    ``path``: an existing file (``ECDP.from_config`` finds it with :func:`srbench.weights.resolve`).
     Returns provenance for ``describe()``: path, sha256, which sub-dict was used.
     """
-    obj = read_checkpoint(path)
-    state, source = select_state_dict(obj, prefer_ema=prefer_ema, where=f"checkpoint {path}")
+    obj, digest = read_checkpoint(path, setting)
+    state, source = select_state_dict(obj, prefer_ema=prefer_ema, where=f"{setting}={path}")
     load_into(net, drop_prefix(state, WRAPPER_PREFIX), f"ECDP checkpoint {path}")
-    return {"path": str(path), "sha256": sha256_file(path), "weights": source}
+    return {"path": str(path), "sha256": digest, "weights": source}
 
 
-def load_regressor_weights(module: nn.Module, path: str | os.PathLike, *, encoder_only: bool) -> dict:
+def regressor_checkpoint_path(path: str | os.PathLike, setting: str) -> Path:
+    """The stage-(a) checkpoint file for ``path``: the file itself, or a srbench-train run's newest."""
+    p = Path(path).expanduser()
+    if p.is_dir():  # a srbench-train run directory or its checkpoints/ folder
+        found = training.list_checkpoints(p / "checkpoints") or training.list_checkpoints(p)
+        if not found:
+            raise MissingWeightsError(f"{setting}={p}: no checkpoints/step_*.pt in that folder")
+        return found[-1][1]
+    if not p.is_file():
+        raise MissingWeightsError(
+            f"{setting}={p}: no such file; point it at the stage-a regressor (a srbench-train run folder or "
+            "its step_*.pt, the authors' checkpoint.pt or pretrained-rrdbnet-*.pt)"
+        )
+    return p
+
+
+def load_regressor_weights(
+    module: nn.Module,
+    path: str | os.PathLike,
+    *,
+    encoder_only: bool,
+    setting: str = "method.train.regressor_weights",
+) -> dict:
     """Load a stage-(a) regressor into an ``RRDBRegressor`` or (``encoder_only``) an ``RRDBEncoder``.
 
     Accepts the authors' ``checkpoint.pt`` of an ``rrdbnet`` run, their extracted
-    ``pretrained-rrdbnet-*.pt``, or srbench's regressor checkpoint. With ``encoder_only`` the
-    ``final.*`` tail is discarded, as ECDP's constructor does (``self.lr_feats = rrdbnet.rrdb``).
+    ``pretrained-rrdbnet-*.pt``, or srbench's regressor checkpoint (file or run folder). With
+    ``encoder_only`` the ``final.*`` tail is discarded, as ECDP's constructor does
+    (``self.lr_feats = rrdbnet.rrdb``).
     """
-    obj = read_checkpoint(path)
-    state, source = select_state_dict(
-        obj, prefer_ema=True, where=f"regressor checkpoint {path}", module="regressor"
-    )
+    path = regressor_checkpoint_path(path, setting)
+    obj, digest = read_checkpoint(path, setting)
+    state, source = select_state_dict(obj, prefer_ema=True, where=f"{setting}={path}", module="regressor")
     state = drop_prefix(state, WRAPPER_PREFIX)
     if encoder_only:
         state = {k[len("rrdb.") :]: v for k, v in state.items() if k.startswith("rrdb.")}
-    load_into(module, state, f"RRDB regressor checkpoint {path}")
-    return {"path": str(path), "sha256": sha256_file(path), "weights": source}
-
-
-def save_ecdp_checkpoint(
-    path: str | os.PathLike,
-    model: Mapping[str, torch.Tensor],
-    model_avg: Mapping[str, torch.Tensor] | None = None,
-    **extra,
-) -> None:
-    """Write ``{"model": …, "model_avg": …}`` with the authors' ``model.`` key prefix (atomic)."""
-    path = Path(path)
-    obj = {"model": {WRAPPER_PREFIX + k: v for k, v in model.items()}, **extra}
-    if model_avg is not None:
-        obj["model_avg"] = {WRAPPER_PREFIX + k: v for k, v in model_avg.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    load_into(module, state, f"RRDB regressor checkpoint {path} ({setting})")
+    return {"path": str(path), "sha256": digest, "weights": source}

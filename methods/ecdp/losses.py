@@ -19,6 +19,8 @@ from torch import nn
 
 from srbench.weights import MissingWeightsError, WeightFile, resolve
 
+from .errors import ECDPConfigError
+
 #: torchvision's ImageNet VGG19 file (what ``vgg19(pretrained=True)`` downloads)
 VGG19_WEIGHTS = WeightFile(
     method="torchvision",
@@ -78,8 +80,8 @@ class VGG19Features(nn.Module):
                 torch.manual_seed(seed)
                 net = vgg19()
         else:
-            raise ValueError(
-                f"ECDP perceptual loss: backbone must be 'imagenet' or 'random', got {backbone!r}"
+            raise ECDPConfigError(
+                f"ECDP: method.train.percep_backbone must be 'imagenet' or 'random', got {backbone!r}"
             )
         self.backbone = backbone
         self.features = net.features[:VGG19_CONV5_4_END]

@@ -9,11 +9,15 @@ Training stages (``method.train.stage``), each a :class:`srbench.training.Traine
 
 * ``regressor`` — RRDB regressor, L1 (stage a);
 * ``diffusion`` — score network on the scaled residual, two-head loss; the encoder (initialised
-  from ``train.regressor_weights``) trains in its own parameter group at ``train.encoder_lr``
-  (stage b);
+  from ``train.regressor_weights``, required unless ``train.allow_random_init``) trains in its own
+  parameter group at ``train.encoder_lr`` (stage b);
 * ``finetune`` — VGG19-conv5_4 L1 on the PF-ODE output, gradients by the adjoint method through
-  the U-Net only (stage c); initialise with ``method.weights`` = the stage-(b) checkpoint, whose
-  EMA weights (``model_avg``) are taken.
+  the U-Net only (stage c); initialise with ``init.checkpoint`` (the stage-b run) or
+  ``method.weights`` = the stage-(b) checkpoint, whose EMA weights (``model_avg``) are taken.
+
+Precision is one setting, ``method.dtype`` (the ``dtype`` argument of ``from_config``): fp32 (the
+published presets), or bf16/fp16 autocast of the networks with the ODE state kept in float32.
+Errors a user can fix are one line (:mod:`methods.ecdp.errors`).
 """
 
 from __future__ import annotations
@@ -27,18 +31,29 @@ import torch
 from torch import nn
 
 from srbench.method import SRMethod, UnsupportedInput
+from srbench.runners.devices import DTYPES
 from srbench.training import Trainer
-from srbench.weights import MissingWeightsError, WeightFile
+from srbench.weights import WeightFile, explicit_path, resolve
 
 from .checkpoint import load_ecdp_weights, load_regressor_weights
+from .errors import ECDPConfigError
 from .losses import PerceptualLoss, regressor_l1_loss, score_matching_loss
 from .model import ECDPNet
 from .rrdb import RRDBRegressor
 from .sampler import SolverSettings, solve_pf_ode
 from .sde import ProbabilityFlowODE, perturb
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 STAGES = ("regressor", "diffusion", "finetune")
+#: the precisions ECDP runs in, by their srbench names (srbench.runners.devices.DTYPES)
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """srbench's name of a torch dtype ECDP can run in; anything else is a one-line error."""
+    for name in DTYPE_NAMES:
+        if DTYPES[name] == dtype:
+            return name
+    raise ECDPConfigError(f"ECDP runs in {', '.join(DTYPE_NAMES)} (method.dtype), not {dtype}")
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -72,7 +87,8 @@ class ECDPConfig:
     temperature: float = 1.0
     solver: SolverSettings = field(default_factory=SolverSettings)
     batch_mode: str = "per_image"
-    precision: str = "fp32"
+    #: set from ``from_config``'s dtype argument (the runners resolve ``method.dtype``)
+    dtype: str = "fp32"
     compile: bool = False
     channels_last: bool = True
     train: Mapping[str, Any] = field(default_factory=dict)
@@ -80,6 +96,13 @@ class ECDPConfig:
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> ECDPConfig:
         enc, unet, smp = _get(cfg, "encoder", {}), _get(cfg, "unet", {}), _get(cfg, "sampler", {})
+        if _get(cfg, "precision") is not None:
+            raise ECDPConfigError("ECDP: method.precision was replaced by method.dtype (fp32 | bf16 | fp16 | auto)")
+        dtype = _get(cfg, "dtype")
+        if dtype is not None and str(dtype) != "auto" and str(dtype) not in DTYPES:
+            raise ECDPConfigError(
+                f"ECDP: unknown method.dtype={dtype!r}; use one of {', '.join(DTYPE_NAMES)} or auto"
+            )
         d = cls()
         solver = SolverSettings(
             method=str(_get(smp, "method", d.solver.method)),
@@ -107,17 +130,14 @@ class ECDPConfig:
             temperature=float(_get(cfg, "temperature", d.temperature)),
             solver=solver,
             batch_mode=str(_get(smp, "batch_mode", d.batch_mode)),
-            precision=str(_get(cfg, "precision", d.precision)),
             compile=bool(_get(cfg, "compile", False)),
             channels_last=bool(_get(cfg, "channels_last", True)),
             train=_get(cfg, "train", {}),
         )
         if out.batch_mode not in ("per_image", "joint"):
-            raise ValueError(
-                f"ECDP: sampler.batch_mode must be 'per_image' or 'joint', got {out.batch_mode!r}"
+            raise ECDPConfigError(
+                f"ECDP: method.sampler.batch_mode must be 'per_image' or 'joint', got {out.batch_mode!r}"
             )
-        if out.precision not in PRECISIONS:
-            raise ValueError(f"ECDP: precision must be one of {sorted(PRECISIONS)}, got {out.precision!r}")
         return out
 
     def build_net(self) -> ECDPNet:
@@ -139,11 +159,12 @@ def checkpoint_weight_file(variant: str) -> WeightFile:
     return WeightFile(
         method="ecdp",
         filename=f"ecdp-{variant}.pt",
-        description=(
-            "ECDP checkpoint ({'model', 'model_avg'} state dicts, authors' layout). No weights are published: "
-            "train with `make train METHOD=ecdp DATASET=…` (three stages, see methods/ecdp/README.md)"
-        ),
+        description="ECDP checkpoint ({'model', 'model_avg'} state dicts, authors' layout); no weights are published",
         licence="trained by the user",
+        obtain=(
+            "no ECDP weights are published: train them with `make train METHOD=ecdp …` (three stages, "
+            "conf/experiment/ecdp_train_*.yaml, methods/ecdp/README.md)"
+        ),
     )
 
 
@@ -179,22 +200,22 @@ class ECDP(SRMethod):
     def from_config(
         cls, cfg: Mapping[str, Any], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
     ) -> ECDP:
-        """Build ECDPNet for ``cfg`` and load ``cfg.weights`` (a checkpoint path, or "random").
+        """Build ECDPNet for ``cfg`` and load its checkpoint (``cfg.weights``: "random", a file, a
+        folder holding ``ecdp-<variant>.pt``, or null for ``$SRBENCH_WEIGHTS/ecdp/ecdp-<variant>.pt``).
 
-        ``dtype`` bf16/fp16 selects autocast for the networks (the ODE state stays float32);
-        ``cfg.precision`` does the same from the config.
+        ``dtype`` is the one precision setting (the bench passes the resolved ``method.dtype``, the
+        perf runner its sweep's dtype): bf16/fp16 run the networks under autocast, the ODE state
+        and schedule stay float32/float64; fp32 is the published setting.
         """
         ecfg = ECDPConfig.from_mapping(cfg)
-        if dtype in (torch.bfloat16, torch.float16):
-            ecfg.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        ecfg.dtype = dtype_name(dtype)
         net = ecfg.build_net()
         if ecfg.weights == "random":
             provenance = {"weights": "random"}
-        elif ecfg.weights is None:
-            wf = checkpoint_weight_file(ecfg.variant)
-            raise MissingWeightsError(f"ecdp needs a checkpoint (method.weights=PATH); {wf.description}")
         else:
-            provenance = load_ecdp_weights(net, ecfg.weights, prefer_ema=ecfg.prefer_ema)
+            wf = checkpoint_weight_file(ecfg.variant)
+            path = resolve(wf, explicit_path(wf, ecfg.weights))
+            provenance = load_ecdp_weights(net, path, prefer_ema=ecfg.prefer_ema)
         net = net.to(device).eval()
         if ecfg.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -202,10 +223,9 @@ class ECDP(SRMethod):
 
     # ------------------------------------------------------------------ inference
     def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = PRECISIONS[self.cfg.precision]
-        if dtype is None:
+        if self.cfg.dtype == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return torch.autocast(self.device.type, dtype=DTYPES[self.cfg.dtype])
 
     def initial_noise(self, seeds: Sequence[int], shape: tuple[int, int, int]) -> torch.Tensor:
         """z ~ N(0, I)·temperature, one CPU generator per image (same z on every device)."""
@@ -281,7 +301,7 @@ class ECDP(SRMethod):
             **self.cfg.solver.describe(),
             "batch_mode": self.cfg.batch_mode,
             "temperature": self.cfg.temperature,
-            "precision": self.cfg.precision,
+            "dtype": self.cfg.dtype,
             "compile": self.cfg.compile,
             "channels_last": self.cfg.channels_last,
             "antialias": self.cfg.antialias,
@@ -294,17 +314,25 @@ class ECDP(SRMethod):
         """A Trainer for ``method.train.stage`` (``cfg``: the training config or its ``method`` node)."""
         mcfg = _get(cfg, "method", cfg)
         train_cfg = _get(mcfg, "train", self.cfg.train)
-        if str(_get(train_cfg, "stage", "")) == "finetune":
-            init = _get(_get(cfg, "init", {}), "checkpoint")
-            if (
-                self.provenance.get("weights") == "random"
-                and not init
-                and not _get(train_cfg, "allow_random_init")
-            ):
-                raise ValueError(
-                    "ECDP fine-tuning (stage c) starts from a trained stage-b model: set init.checkpoint=<stage-b "
-                    "run dir or step_*.pt> or method.weights=<checkpoint>"
-                )
+        stage = str(_get(train_cfg, "stage", "diffusion"))
+        # A stage that starts from trained weights refuses a random start unless asked for: a
+        # silently random encoder (b) or U-Net (c) trains, but not the published model.
+        trained_start = (
+            self.provenance.get("weights") != "random"  # method.weights holds a whole ECDP model
+            or bool(_get(_get(cfg, "init", {}), "checkpoint"))  # the runner loads init.checkpoint
+            or bool(_get(train_cfg, "allow_random_init"))
+        )
+        if stage == "finetune" and not trained_start:
+            raise ECDPConfigError(
+                "ECDP fine-tuning (stage c) starts from a trained stage-b model: set init.checkpoint=<stage-b "
+                "run dir or step_*.pt> or method.weights=<checkpoint> (method.train.allow_random_init=true only for tests)"
+            )
+        if stage == "diffusion" and not trained_start and not _get(train_cfg, "regressor_weights"):
+            raise ECDPConfigError(
+                "ECDP stage b (diffusion) starts its LR encoder from the stage-a regressor: set "
+                "method.train.regressor_weights=<stage-a run dir, its step_*.pt, or the authors' pretrained-rrdbnet-*.pt>, "
+                "or method.train.allow_random_init=true to train the encoder from random init"
+            )
         return ECDPTrainer(self, train_cfg)
 
 
@@ -349,7 +377,7 @@ class ECDPTrainer(Trainer):
         self.method = method
         self.stage = str(_get(train_cfg, "stage", "diffusion"))
         if self.stage not in STAGES:
-            raise ValueError(
+            raise ECDPConfigError(
                 f"ECDP: method.train.stage must be one of {', '.join(STAGES)}, got {self.stage!r}"
             )
         self.encoder_lr = float(_get(train_cfg, "encoder_lr", 1e-5))
@@ -409,14 +437,22 @@ class ECDPTrainer(Trainer):
         return self._finetune_step(lr, hr)
 
     def _diffusion_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        # s ~ U[0, 1), i.e. τ ~ U[0, 300) continuous, one per image, and ε ~ N(0, I) (authors'
+        # Diffusion.normalize, training branch)
+        s = torch.rand(hr.shape[0], device=hr.device, dtype=torch.float64)
+        return self.diffusion_losses(lr, hr, s, torch.randn_like(hr))
+
+    def diffusion_losses(
+        self, lr: torch.Tensor, hr: torch.Tensor, s: torch.Tensor, eps: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Stage-(b) losses for given diffusion times ``s`` ∈ [0, 1) (B,) and noise ``eps`` (like ``hr``)."""
         net = self.net
         feats = net.lr_feats(lr)
         x0 = net.to_residual(hr, net.upsample_lr(lr, tuple(hr.shape[-2:])))
-        # τ ~ U[0, 300) continuous, one per image (authors' Diffusion.normalize, training branch)
-        s = torch.rand(x0.shape[0], device=x0.device, dtype=torch.float64)
+        s = s.to(torch.float64)
         alpha_bar = net.diffusion.schedule.alpha_bar(s).to(x0.dtype)
-        eps = torch.randn_like(x0)
         x_t = perturb(x0, eps, alpha_bar)
+        # the network sees τ = 300·s (network time), not s
         eps_hat, x0_hat = net.unet(x_t, (s * net.diffusion.schedule.tau_max).to(x0.dtype), feats)
         return score_matching_loss(eps_hat, x0_hat, eps, x0)
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ECDPConfigError
+
 
 class ResidualDenseBlock(nn.Module):
     """5 dense 3×3 convs; returns x + 0.2·conv5([x, x1..x4]). All convs scaled ×0.1 at init."""
@@ -80,8 +82,9 @@ class RRDBEncoder(nn.Module):
         super().__init__()
         selection = [int(i) for i in block_selection]
         if not selection or min(selection) < 0 or max(selection) >= num_blocks:
-            raise ValueError(
-                f"RRDBEncoder: block_selection {selection} must index blocks 0..{num_blocks - 1}"
+            raise ECDPConfigError(
+                f"ECDP: method.encoder.block_selection {selection} must index the encoder's blocks "
+                f"0..{num_blocks - 1} (method.encoder.num_blocks={num_blocks})"
             )
         self.block_selection = selection
         self.out_channels = num_features * len(selection)
@@ -113,7 +116,7 @@ class RRDBRegressor(nn.Module):
     ):
         super().__init__()
         if sr_factor < 2 or 2 ** round(math.log2(sr_factor)) != sr_factor:
-            raise ValueError(f"RRDBRegressor: sr_factor must be a power of two ≥ 2, got {sr_factor}")
+            raise ECDPConfigError(f"ECDP regressor: method.scale must be a power of two ≥ 2, got {sr_factor}")
         self.sr_factor = sr_factor
         self.rrdb = RRDBEncoder(num_blocks, [num_blocks - 1], in_channels, num_features, growth)
         layers: list[nn.Module] = []

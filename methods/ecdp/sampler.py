@@ -23,14 +23,16 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
+from .errors import ECDPConfigError
+
 #: adaptive torchdiffeq solvers accepted by name
 ADAPTIVE_SOLVERS = frozenset({"dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2"})
 #: fixed-step solvers: our name → (torchdiffeq name, network evaluations per step)
 FIXED_SOLVERS = {"euler": ("euler", 1), "heun": ("heun2", 2), "midpoint": ("midpoint", 2), "rk4": ("rk4", 4)}
 
 
-class SolverError(ValueError):
-    """Bad solver settings; the message is one line for the user."""
+class SolverError(ECDPConfigError):
+    """Bad ``method.sampler.*`` settings; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,14 @@ class SolverSettings:
     def __post_init__(self) -> None:
         if self.method not in ADAPTIVE_SOLVERS and self.method not in FIXED_SOLVERS:
             known = ", ".join(sorted(ADAPTIVE_SOLVERS | set(FIXED_SOLVERS)))
-            raise SolverError(f"ECDP sampler: unknown solver {self.method!r}; choose one of: {known}")
+            raise SolverError(f"ECDP: unknown method.sampler.method={self.method!r}; choose one of: {known}")
         if self.method in FIXED_SOLVERS and (self.steps is None or int(self.steps) < 1):
             raise SolverError(
-                f"ECDP sampler: solver {self.method!r} needs sampler.steps ≥ 1 (got {self.steps})"
+                f"ECDP: solver {self.method!r} needs method.sampler.steps ≥ 1 (got {self.steps})"
             )
         if not self.tau_start > self.tau_end > 0:
             raise SolverError(
-                f"ECDP sampler: need tau_start > tau_end > 0 (got {self.tau_start}, {self.tau_end}); "
+                f"ECDP: need method.sampler.tau_start > tau_end > 0 (got {self.tau_start}, {self.tau_end}); "
                 "ᾱ(τ ≤ 0) = 1 makes the score singular"
             )
 

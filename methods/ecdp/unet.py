@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ECDPConfigError
+
 
 def resize_like_torchvision(
     x: torch.Tensor, size: tuple[int, int], mode: str, antialias: bool
@@ -192,8 +194,9 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(channels) != len(num_blocks):
-            raise ValueError(
-                f"UNet: channels {list(channels)} and num_blocks {list(num_blocks)} differ in length"
+            raise ECDPConfigError(
+                f"ECDP: method.unet.channels {list(channels)} and method.unet.num_blocks {list(num_blocks)} "
+                "must have the same length (one entry per U-Net level)"
             )
         self.time_channels = time_channels
         self.antialias = antialias
