@@ -32,3 +32,17 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(root / "torch_home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP oversubscription on a shared 2-core machine.
+
+    Use per module: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

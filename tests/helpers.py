@@ -80,7 +80,7 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
             timeout: int = 300) -> subprocess.CompletedProcess:
     exe = args[0]
     cmd = [str(BIN / exe)] + args[1:] if (BIN / exe).exists() else args
-    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -187,9 +187,8 @@ def test_folder_hr_only_corrupt_image_raise_or_skip(tmp_path, capsys):
     (hr / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     base = ["method=bicubic", "dataset=folder", f"dataset.hr_dir={hr}", f"results_dir={tmp_path / 'r'}",
             "metrics.lpips_nets=[]", "num_workers=0"]
-    with bench_config(base) as cfg:
-        with pytest.raises(SystemExit) as err:
-            execute(cfg)
+    with bench_config(base) as cfg, pytest.raises(SystemExit) as err:
+        execute(cfg)
     assert err.value.code == 2
     msg = capsys.readouterr().err.strip().splitlines()
     assert len(msg) == 1 and "c.png" in msg[0]
@@ -217,9 +216,8 @@ def test_given_pairs_size_mismatch_is_one_line(tmp_path, capsys):
     _png(tmp_path / "lr" / "a.png", 12, 10)
     with bench_config(["method=bicubic", "dataset=folder", f"dataset.hr_dir={tmp_path / 'hr'}",
                        f"dataset.lr_dir={tmp_path / 'lr'}", f"results_dir={tmp_path / 'r'}", "num_workers=0",
-                       "metrics.lpips_nets=[]"]) as cfg:
-        with pytest.raises(SystemExit):
-            execute(cfg)
+                       "metrics.lpips_nets=[]"]) as cfg, pytest.raises(SystemExit):
+        execute(cfg)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "size mismatch" in err[0] and "a.png" in err[0]
 
@@ -232,9 +230,8 @@ def test_nan_output_is_reported(tmp_path, toy, monkeypatch, capsys):
 
     monkeypatch.setattr(toy_sr_plugin.NearestToy, "upscale", nan_upscale)
     base = ["method=toy_nearest", f"results_dir={tmp_path}", *SMALL]
-    with bench_config(base) as cfg:
-        with pytest.raises(SystemExit):
-            execute(cfg)
+    with bench_config(base) as cfg, pytest.raises(SystemExit):
+        execute(cfg)
     assert "NaN/Inf" in capsys.readouterr().err
     with bench_config(base + ["on_error=skip", "run_name=skip"]) as cfg:
         result = run_bench(cfg)
@@ -263,7 +260,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, toy, args, needle):
 
 
 def test_logger_receives_table_summary_and_thumbnails(tmp_path, monkeypatch):
-    import srbench.tracking as tracking
+    from srbench import tracking
     from srbench.tracking.base import Logger
 
     seen = {}

@@ -35,13 +35,7 @@ SPEC_REGRESSORS = {"df2k": 16_661_059, "imagenet": 11_625_091, "celeba": 5_906_6
 SPEC_UNET = 26_039_302
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

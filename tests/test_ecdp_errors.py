@@ -11,8 +11,7 @@ import pytest
 import torch
 from helpers import bench_config
 
-from methods.ecdp.errors import ECDPConfigError
-from methods.ecdp.method import ECDP, ECDPConfig
+from methods.ecdp.method import ECDP
 from methods.ecdp.model import ECDPNet
 from methods.ecdp.rrdb import RRDBRegressor
 from srbench.runners.bench import execute
@@ -27,19 +26,13 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bench_error(overrides: list[str], tmp_path, capsys) -> str:
     base = ["dataset.images=[coins]", "metrics.lpips_nets=[]", "num_workers=0", f"results_dir={tmp_path / 'r'}"]
-    with bench_config(base + overrides) as cfg:
-        with pytest.raises(SystemExit) as err:
-            execute(cfg)
+    with bench_config(base + overrides) as cfg, pytest.raises(SystemExit) as err:
+        execute(cfg)
     assert err.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines

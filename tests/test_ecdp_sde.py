@@ -20,13 +20,7 @@ SCH = VPSchedule()
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ab(tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,6 +158,28 @@ def test_exact_score_recovers_the_data_marginal():
     assert rel_cov.item() < 5 * math.sqrt(2 / n)
     # sanity of the oracle's own claim: the τ = 0.1 marginal is the data distribution to 1e-4
     assert (cov - data.cov).abs().max().item() < 1e-4
+
+
+def test_solver_pushes_the_prior_onto_the_data_marginal_exactly():
+    """The same claim without Monte-Carlo noise: with the exact score the PF-ODE is affine,
+    x = A z + b, so solving for z = 0 and the unit vectors gives b and A, and the pushed-forward
+    N(0, I) has mean b and covariance A Aᵀ — compared with N(√ᾱμ, ᾱΣ + (1−ᾱ)I) at τ = 0.1.
+
+    Measured: rel. covariance error 4.7e-5 at rtol = atol = 1e-5 (3.9e-3 at the published 1e-3).
+    The mean is off by the prior's own mismatch (the solve starts from N(0, I), not from the
+    τ = 300 marginal N(√ᾱμ, ·) with √ᾱ ≈ 6.6e-3), which is why it is held to 1e-2.
+    """
+    data = GaussianData(lo=0.3, hi=1.0, seed=5)
+    d = data.mu.numel()
+    basis = torch.cat([torch.zeros(1, d, dtype=F64), torch.eye(d, dtype=F64)]).reshape(d + 1, *data.shape)
+    x, _ = solve_pf_ode(ProbabilityFlowODE(data.heads), basis, SolverSettings(rtol=1e-5, atol=1e-5))
+    v = x.reshape(d + 1, d)
+    b, a = v[0], (v[1:] - v[0]).T
+    mean, cov = data.marginal(0.1)
+    assert ((a @ a.T - cov).norm() / cov.norm()).item() < 3e-4
+    assert (b - mean).abs().max().item() < 1e-2
+    torch.testing.assert_close(b, data.flow_map(torch.zeros(1, *data.shape, dtype=F64), 300.0, 0.1).reshape(d),
+                               rtol=0, atol=1e-5)
 
 
 def test_dopri5_nfe_counts_steps_and_end_point_option():

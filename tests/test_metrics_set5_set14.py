@@ -15,9 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+from srbench.data import resize
 from srbench.metrics import build_metrics
-
-from srbench.data import resize  # noqa: E402  (a broken resize module must fail, not skip)
 
 
 def load(path: Path) -> tuple[torch.Tensor, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import numpy as np
@@ -40,7 +41,7 @@ def test_score_matches_harness_and_writes_store(folders, capsys):
     rc = score_main([str(folders / "sr"), str(folders / "hr"), "--lr-dir", str(folders / "lr"), "--sr-suffix",
                      "_out", "--lpips", "none", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
-    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    rows = list(csv.DictReader(io.StringIO((out / "per_image.csv").read_text())))
     summary = json.loads((out / "summary.json").read_text())
     assert [r["image"] for r in rows] == ["a", "b"] and summary["scale"] == 4.0
     suite = build_metrics("standard", lpips_nets=())
@@ -87,14 +88,14 @@ def test_rescoring_replaces_results_and_report_reads_them(folders, capsys, monke
     out = folders / "out"
     args = ["--sr-suffix", "_out", "--scale", "4", "--lpips", "none", "--out", str(out)]
     assert score_main([str(folders / "sr"), str(folders / "hr"), *args]) == 0
-    first = {r["image"]: r["psnr"] for r in csv.DictReader(open(out / "per_image.csv"))}
+    first = {r["image"]: r["psnr"] for r in csv.DictReader(io.StringIO((out / "per_image.csv").read_text()))}
     other = folders / "sr2"
     other.mkdir()
     for p in (folders / "sr").iterdir():
         img = np.asarray(Image.open(p)).astype(np.int16)
         Image.fromarray(np.clip(img + 9, 0, 255).astype(np.uint8)).save(other / p.name)
     assert score_main([str(other), str(folders / "hr"), *args]) == 0
-    second = {r["image"]: r["psnr"] for r in csv.DictReader(open(out / "per_image.csv"))}
+    second = {r["image"]: r["psnr"] for r in csv.DictReader(io.StringIO((out / "per_image.csv").read_text()))}
     assert first.keys() == second.keys() and all(first[k] != second[k] for k in first)
     from srbench.commands.report import main as report_main
 

@@ -26,7 +26,13 @@ import torch
 from torch import nn
 
 from srbench import training
-from srbench.weights import MissingWeightsError, WeightsFormatError, load_checkpoint, sha256_file, strip_prefixes
+from srbench.weights import (
+    MissingWeightsError,
+    WeightsFormatError,
+    load_checkpoint,
+    sha256_file,
+    strip_prefixes,
+)
 
 from .errors import CheckpointError
 

@@ -116,7 +116,7 @@ def lr_operator(dataset: SRDataset) -> Callable[[torch.Tensor], torch.Tensor] | 
 
     Probed once on a small blank batch, so datasets only implement ``degrade``.
     """
-    side = int(round(float(dataset.scale) * 4))
+    side = round(float(dataset.scale) * 4)
     probe = dataset.degrade(torch.zeros(1, 3, side, side))
     return None if probe is None else dataset.degrade
 

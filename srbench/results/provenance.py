@@ -20,11 +20,11 @@ def git_state(repo: str | Path | None = None) -> dict[str, Any]:
     """Commit sha and whether the working tree differs from it (``None`` outside a git checkout)."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parents[2]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False, timeout=10)
         if sha.returncode != 0:
             return {"sha": None, "dirty": None}
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, timeout=10)
+                                capture_output=True, text=True, check=False, timeout=10)
         return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"sha": None, "dirty": None}

@@ -19,7 +19,7 @@ def resolve_device(spec: str | None) -> torch.device:
     """``auto`` → this process's GPU (``LOCAL_RANK`` under torchrun) or the CPU; CUDA asked for but absent → error."""
     if spec in (None, "auto"):
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
         return torch.device("cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -46,7 +46,7 @@ from srbench.method import SRMethod, UnknownMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
 from srbench.runners.devices import DTYPES, to_container
 from srbench.runners.errors import UserError, is_user_error, one_line
-from srbench.training import CHECKPOINT_FORMAT, checkpoint_weights, list_checkpoints, load_checkpoint  # noqa: F401
+from srbench.training import CHECKPOINT_FORMAT, checkpoint_weights, list_checkpoints, load_checkpoint
 
 #: config keys that do not change the trained weights (left out of the default run name and resume check)
 _RUN_INDEPENDENT = ("max_steps", "checkpoint_every", "keep_checkpoints", "validate_every", "val_max_images",

@@ -29,4 +29,4 @@ def build_logger(cfg: Mapping[str, Any] | None, *, run_dir: Path, run_name: str,
     raise ValueError(f"unknown logger {name!r}; available: none, csv, wandb")
 
 
-__all__ = ["Logger", "NullLogger", "CSVLogger", "build_logger"]
+__all__ = ["CSVLogger", "Logger", "NullLogger", "build_logger"]
