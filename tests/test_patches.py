@@ -225,3 +225,16 @@ def test_lr_interior_matches_official_set5_lr(shared_data):
         assert torch.equal(item["lr"][:, 3:-3, 3:-3], window[:, 3:-3, 3:-3]), item["name"]
         checked += 1
     assert checked >= 2
+
+
+def test_train_folder_config_takes_a_file_list_alone(image_dir):
+    """`dataset=train_folder dataset.files=[...]` must not also need `dataset.hr_dir=null`."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(CONF_DIR / "dataset" / "train_folder.yaml")
+    cfg.files = [str(p) for p in sorted(image_dir.iterdir())[:2]]
+    ds = PairedPatchDataset.from_config(OmegaConf.to_container(cfg, resolve=True), seed=0)
+    assert len(ds.source) == 2
+    cfg.files = None  # no source at all: one line naming the three ways to give one
+    with pytest.raises(DatasetError, match=r"exactly one HR source .*given: none"):
+        PairedPatchDataset.from_config(OmegaConf.to_container(cfg, resolve=True), seed=0)

@@ -145,3 +145,19 @@ def test_nfe_is_read_after_the_calls_for_adaptive_solvers():
     m.last = [62, 64]
     assert method_nfe(m) == 63.0
     assert method_nfe(type("Fixed", (), {"describe": lambda self: {"nfe": 4}})()) == 4.0
+
+
+def test_cpu_preset_replaces_only_what_the_command_line_left_unset(monkeypatch, capsys):
+    """A plain `make perf` on a CPU must not start the hours-long GPU cases, nor override the user."""
+    cfg = {"device": "cpu", "sizes": [512], "batches": [1, 8], "dtypes": ["bf16"], "sd_source": "random-sd2",
+           "cpu_preset": {"sizes": [64], "batches": [1], "dtypes": ["fp32"], "sd_source": "tiny"}}
+    out = perf.apply_cpu_preset(cfg, ["sizes=[512]", "targets=[sd.unet_step]"])
+    assert out["sizes"] == [512]  # given on the command line: kept
+    assert (out["batches"], out["dtypes"], out["sd_source"]) == ([1], ["fp32"], "tiny")
+    assert "cpu_preset" not in out
+    note = capsys.readouterr().out
+    assert "CPU preset" in note and "batches=[1] dtypes=[fp32]" in note and "sizes" not in note
+    # disabled, or on a GPU: the config as written
+    assert perf.apply_cpu_preset({**cfg, "cpu_preset": None}, [])["sizes"] == [512]
+    monkeypatch.setattr(perf, "resolve_device", lambda spec: torch.device("cuda"))
+    assert perf.apply_cpu_preset(cfg, [])["dtypes"] == ["bf16"]

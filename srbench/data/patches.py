@@ -127,8 +127,9 @@ class PairedPatchDataset(torch.utils.data.Dataset):
                  repeat: int = 1, square_crop: str | None = None, resize_to: int | Sequence[int] | None = None,
                  small_images: str = "error", cache_hr: bool = False, seed: int = 0, name: str = "patches"):
         if sum(x is not None for x in (hr_dir, files, hr_dataset)) != 1:
-            raise DatasetError(f"{name}: give exactly one HR source: dataset.hr_dir=/folder, or dataset.files=[...] "
-                               "or dataset.hr_dataset={name: ...} together with dataset.hr_dir=null")
+            given = [k for k, v in (("hr_dir", hr_dir), ("files", files), ("hr_dataset", hr_dataset)) if v is not None]
+            raise DatasetError(f"{name}: give exactly one HR source (dataset.hr_dir=/folder, dataset.files=[...] or "
+                               f"dataset.hr_dataset={{name: ...}}); given: {', '.join(given) or 'none'}")
         if float(scale) != int(scale) or int(scale) < 1:
             raise DatasetError(f"{name}: scale must be a positive integer (got {scale})")
         self.scale, self.patch_size = int(scale), int(patch_size)

@@ -348,6 +348,32 @@ def compose_config(argv: Sequence[str]) -> tuple[Any, dict[str, dict[str, Any]]]
     return OmegaConf.to_container(cfg, resolve=True), method_cfgs
 
 
+def apply_cpu_preset(cfg: Mapping[str, Any], argv: Sequence[str],
+                     echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """On a CPU, ``cfg["cpu_preset"]`` replaces the keys the command line did not set.
+
+    The defaults describe the GPU measurement (SD-2 at 512², bf16, compiled); run as written on
+    two CPU cores they take hours, so a plain ``make perf`` there measures the tiny preset and
+    says which keys it changed.
+    """
+    cfg = dict(cfg)
+    preset = cfg.pop("cpu_preset", None) or {}
+    if not preset or resolve_device(cfg.get("device", "auto")).type != "cpu":
+        return cfg
+    given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+    changed = {k: v for k, v in preset.items() if k not in given and cfg.get(k) != v}
+    if changed:
+        cfg.update(changed)
+        def override(v: Any) -> str:  # Hydra override syntax: dtypes=[fp32], compile=[false]
+            if isinstance(v, (list, tuple)):
+                return "[" + ",".join(override(x) for x in v) + "]"
+            return str(v).lower() if isinstance(v, bool) else str(v)
+
+        echo("[perf] no GPU: CPU preset " + " ".join(f"{k}={override(v)}" for k, v in changed.items())
+             + " (set them explicitly, or cpu_preset=null, to measure the GPU cases on this CPU)")
+    return cfg
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``srbench perf [key=value ...]`` (overrides of conf/perf.yaml); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -361,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg, method_cfgs = compose_config(argv)
+        cfg = apply_cpu_preset(cfg, argv)
         rows = run_perf(cfg, method_cfgs, out=Path(cfg["out"]) if cfg.get("out") else None)
     except Exception as exc:
         if not (is_user_error(exc) or isinstance(exc, (ValueError, HydraException, OmegaConfBaseException))):
