@@ -33,7 +33,7 @@ bench: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/srbench-bench -m method=$(METHOD) dataset=$(DATASET) $(DATASET_ARGS) $(ARGS)
 
-## train: make train METHOD=ecdp ARGS='dataset.hr_dir=/data/DF2K_HR'   (TRAIN_DATASET defaults to train_folder)
+## train: make train METHOD=ecdp ARGS='experiment=ecdp_train_df2k_regressor dataset.hr_dir=/data/DF2K_HR'   (TRAIN_DATASET defaults to train_folder)
 train: $(STAMP)
 	$(BIN)/srbench-train method=$(METHOD) dataset=$(TRAIN_DATASET) $(DATASET_ARGS) $(ARGS)
 

@@ -109,10 +109,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         path = found[-1][1]
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    from srbench.weights import WeightsFormatError
+    from srbench.weights import load_checkpoint as read_weights_only
+
+    try:  # weights_only unpickling: a checkpoint is data, never code (RNG states are numpy arrays)
+        ckpt, _ = read_weights_only(path)
+    except WeightsFormatError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a srbench-train checkpoint (format {CHECKPOINT_FORMAT})")
     ckpt["path"] = str(path)

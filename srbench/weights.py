@@ -541,12 +541,26 @@ def resolve_all(
 _PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".tar")
 
 
+def _array_globals() -> list[Any]:
+    """What ``weights_only`` unpickling needs for numpy arrays (e.g. a saved numpy RNG state).
+
+    Rebuilding an ndarray of a plain dtype runs no code from the file, unlike a general
+    unpickle, so these are allowed next to tensors; everything else stays refused.
+    """
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    dtypes = [type(np.dtype(name)) for name in ("bool", "uint8", "uint32", "int32", "int64", "float32", "float64")]
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
 def load_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> tuple[Any, str]:
     """Read a checkpoint as stored (any nesting) and its sha256, on CPU.
 
     ``.safetensors`` via safetensors; pickle formats with ``torch.load(weights_only=True)``,
-    which refuses arbitrary Python objects. ``allow_pickle=True`` lifts that — only for files
-    you trust, since unpickling can run code.
+    which refuses Python objects other than tensors, containers, numbers, strings and numpy
+    arrays. ``allow_pickle=True`` lifts that — only for files you trust, since unpickling can
+    run code; srbench's own readers never set it.
     """
     import torch
 
@@ -563,15 +577,22 @@ def load_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> t
             f"{p}: unknown checkpoint format {p.suffix!r}; expected .safetensors or one of {_PICKLE_SUFFIXES}"
         )
     try:
-        return torch.load(p, map_location="cpu", weights_only=not allow_pickle), digest
+        if allow_pickle:
+            return torch.load(p, map_location="cpu", weights_only=False), digest
+        with torch.serialization.safe_globals(_array_globals()):
+            return torch.load(p, map_location="cpu", weights_only=True), digest
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types; each becomes one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not allow_pickle and ("weights_only" in str(exc) or "Unsupported global" in str(exc)):
+        text = " ".join(str(exc).split())
+        if not allow_pickle and "unsupported global" in text.lower():
             raise WeightsFormatError(
-                f"{p} holds Python objects besides tensors, so it was not unpickled (weights_only); "
-                "if you trust the file, load it with allow_pickle=True"
+                f"{p} holds Python objects other than tensors and arrays, which srbench does not unpickle "
+                "(unpickling can run code from the file); re-save its weights alone, e.g. "
+                "torch.save(model.state_dict(), …) or as .safetensors (allow_pickle=True in code, for files you trust)"
             ) from None
-        raise WeightsFormatError(f"{p}: cannot read checkpoint ({type(exc).__name__}: {first})") from None
+        hints = ("load key", "magic", "Unsupported operand", "truncated", "zip archive", "EOF")
+        reason = next((line.strip() for line in str(exc).splitlines() if any(h in line for h in hints)),
+                      text.split(". ")[0] if text else type(exc).__name__)
+        raise WeightsFormatError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {reason})") from None
 
 
 def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -100,3 +100,34 @@ def bench_config(overrides: list[str]) -> Iterator[dict]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="bench", overrides=overrides)
         yield OmegaConf.to_container(cfg, resolve=True)
+
+
+#: ECDP's schedule buffers (closed-form values, kept as built when filling weights)
+ECDP_SCHEDULE_BUFFERS = ("diffusion.betas", "diffusion.alphas", "diffusion.alpha_bars")
+
+
+def fill_deterministic(module, strip: str = "", keep: tuple[str, ...] = ECDP_SCHEDULE_BUFFERS) -> None:
+    """Every parameter from its own name (``strip`` removed): N(0,1) seeded with crc32(name);
+    ≥2-D: /√fan_in; 1-D ``*.weight`` (GroupNorm): 1 + 0.1·N; 1-D ``*.bias``: 0.1·N; ``keep`` untouched.
+
+    The same function fills the authors' model (tests/fixtures/make_ecdp_authors_forward.py) and
+    ours, so both hold identical weights without copying a state dict between them.
+    """
+    import math
+    import zlib
+
+    import torch
+
+    with torch.no_grad():
+        for name, t in module.state_dict(keep_vars=True).items():
+            key = name.removeprefix(strip)
+            if key in keep:
+                continue
+            r = torch.randn(t.shape, generator=torch.Generator().manual_seed(zlib.crc32(key.encode())))
+            if t.dim() >= 2:
+                value = r / math.sqrt(t[0].numel())
+            elif key.endswith(".weight"):
+                value = 1 + 0.1 * r
+            else:
+                value = 0.1 * r
+            t.copy_(value)

@@ -1,11 +1,12 @@
 """ECDP's forward pass against numbers computed by the AUTHORS' code at identical weights.
 
 ``fixtures/ecdp_authors_forward_celeba.npz`` was generated from Yuan-Yutao/ECDP @ 1696fa1, not
-from our code, by ``.scratch/ecdp/make_forward_fixture.py`` (kept out of the repository): with
+from our code, by ``fixtures/make_ecdp_authors_forward.py`` (run by hand against a checkout of
+their repository; their code is never committed here): with
 their ``lib/`` on ``sys.path`` and this venv's python it builds ``make_model`` of their
 ``conf/ecdp-celeba-train.yaml`` (8-block RRDB encoder, blocks [1, 3, 5, 7], U-Net, ×8) and of
 ``conf/rrdbnet-celeba.yaml`` (the stage-a regressor), fills every parameter with
-:func:`fill_deterministic` below (keyed by parameter name, their ``model.`` wrapper stripped;
+:func:`helpers.fill_deterministic` (keyed by parameter name, their ``model.`` wrapper stripped;
 the schedule buffers are left as built), calls torchvision's ``resize`` with antialias=False
 (torchvision < 0.17, what their code was written against) unless stated, and stores in float32
 on CPU, for a 2×3 LR at ×8 and inputs drawn from ``torch.Generator().manual_seed(2024)``:
@@ -30,13 +31,12 @@ the small ODE right-hand side; 1e-4 on the whole sample, see its test).
 from __future__ import annotations
 
 import json
-import math
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import fill_deterministic
 from hydra import compose, initialize_config_dir
 
 from methods.ecdp.method import ECDP
@@ -45,25 +45,8 @@ from methods.ecdp.sde import ProbabilityFlowODE
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ecdp_authors_forward_celeba.npz"
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SCHEDULE_BUFFERS = ("diffusion.betas", "diffusion.alphas", "diffusion.alpha_bars")
 ATOL = 1e-5
 
-
-def fill_deterministic(module: torch.nn.Module) -> None:
-    """Every parameter from its own name: N(0,1) seeded with crc32(name); ≥2-D: /√fan_in;
-    1-D ``*.weight`` (GroupNorm): 1 + 0.1·N; 1-D ``*.bias``: 0.1·N. Schedule buffers are kept."""
-    with torch.no_grad():
-        for key, t in module.state_dict(keep_vars=True).items():
-            if key in SCHEDULE_BUFFERS:
-                continue
-            r = torch.randn(t.shape, generator=torch.Generator().manual_seed(zlib.crc32(key.encode())))
-            if t.dim() >= 2:
-                value = r / math.sqrt(t[0].numel())
-            elif key.endswith(".weight"):
-                value = 1 + 0.1 * r
-            else:
-                value = 0.1 * r
-            t.copy_(value)
 
 
 @pytest.fixture(autouse=True)

@@ -64,7 +64,6 @@ def test_paper_presets_run_in_fp32_on_a_gpu(experiment):
     method_cfg = _compose("bench", [f"experiment={experiment}", "method.weights=random"]).method
     dtype = resolve_dtype(method_cfg.get("dtype"), torch.device("cuda"))  # what the bench does on a GPU
     assert dtype == torch.float32
-    assert ECDP.from_config(method_cfg, "cpu", dtype).describe()["dtype"] == "fp32"
     # the same config with dtype=auto would run in bf16 on a GPU: the preset must not rely on auto
     assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
 

@@ -161,3 +161,16 @@ def test_cpu_preset_replaces_only_what_the_command_line_left_unset(monkeypatch, 
     assert perf.apply_cpu_preset({**cfg, "cpu_preset": None}, [])["sizes"] == [512]
     monkeypatch.setattr(perf, "resolve_device", lambda spec: torch.device("cuda"))
     assert perf.apply_cpu_preset(cfg, [])["dtypes"] == ["bf16"]
+
+
+def test_rows_of_different_sd_models_do_not_replace_each_other(tmp_path):
+    """Regression: tiny-SD rows (the CPU preset) had the same key as real SD-2 rows of that size."""
+    out = tmp_path / "perf.csv"
+    common = ["targets=[sd.unet_step]", "sizes=[32]", "batches=[1]", "dtypes=[fp32]", f"out={out}", *TINY]
+    assert main(common) == 0
+    df = pd.read_csv(out)
+    assert list(df["model"]) == ["tiny"]
+    df.loc[0, "model"] = "random-sd2"  # as if measured on the full-size UNet
+    df.to_csv(out, index=False)
+    assert main(common) == 0
+    assert sorted(pd.read_csv(out)["model"]) == ["random-sd2", "tiny"]

@@ -349,6 +349,14 @@ def test_unknown_or_untrainable_method_is_one_line(photos, tmp_path):
         train(compose_config(_overrides(photos, tmp_path, "x", max_steps=1, method="untrainable")))
 
 
+def test_method_dtype_is_not_silently_ignored_by_training(photos, tmp_path):
+    """Regression: `srbench-train ... method.dtype=bf16` trained in fp32 without a word."""
+    with pytest.raises(UserError, match=r"method.dtype=bf16 does not apply to training.*mixed_precision"):
+        train(compose_config(_overrides(photos, tmp_path, "dt", max_steps=1, **{"+method.dtype": "bf16"})))
+    # the same precision as the run's dtype is fine
+    train(compose_config(_overrides(photos, tmp_path, "dt32", max_steps=1, **{"+method.dtype": "fp32"})))
+
+
 def test_resume_refuses_a_changed_config(photos, tmp_path):
     train(compose_config(_overrides(photos, tmp_path, "cfg", max_steps=2)))
     with pytest.raises(UserError, match=r"config differs in optimizer.lr"):

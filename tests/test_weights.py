@@ -351,3 +351,41 @@ def test_unpublished_file_says_how_to_make_it_not_to_download(tmp_path, monkeypa
         W.resolve(wf)
     msg = str(err.value)
     assert "make train METHOD=m" in msg and "weights download" not in msg and "\n" not in msg
+
+
+class _MakesDirOnLoad:
+    """Unpickling this calls os.makedirs(marker): stands in for any code a hostile file could run."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.marker,))
+
+
+def test_checkpoints_are_never_unpickled_as_code(tmp_path):
+    """Regression: srbench-train checkpoints were read with weights_only=False, so any .pt given as
+    weights/init/resume could run code. Now every reader refuses it in one line, and nothing runs."""
+    from srbench import training
+
+    marker = tmp_path / "payload_ran"
+    path = tmp_path / "step_00000001.pt"
+    torch.save({"format": training.CHECKPOINT_FORMAT, "modules": {}, "x": _MakesDirOnLoad(marker)}, path)
+    for read in (W.load_checkpoint, training.load_checkpoint):
+        with pytest.raises(ValueError, match="does not unpickle") as err:
+            read(path)
+        assert "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_numpy_arrays_load_without_trusting_the_file(tmp_path, tensors):
+    """A srbench-train checkpoint keeps the numpy RNG state: arrays load under weights_only."""
+    import numpy as np
+
+    state = np.random.RandomState(3).get_state()
+    path = tmp_path / "rng.pt"
+    torch.save({"rng": state, "model": tensors}, path)
+    obj, _ = W.load_checkpoint(path)
+    assert obj["rng"][0] == "MT19937" and np.array_equal(obj["rng"][1], state[1])

@@ -11,9 +11,8 @@ DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes are stripped
 
 srbench also reads the checkpoints of ``srbench-train`` (``srbench.training``: ``{"format":
 "srbench-train-checkpoint/1", "modules": {"model" | "regressor": sd}, "ema": {"shadow": …}}``),
-taking the EMA weights where kept. Files are read with :func:`srbench.weights.load_checkpoint`
-(``weights_only`` unpickling); only a file that holds more than tensors is handed to
-:func:`srbench.training.load_checkpoint`, which reads ``srbench-train``'s own format.
+taking the EMA weights where kept. Every file is read with :func:`srbench.weights.load_checkpoint`
+(``weights_only`` unpickling: tensors, containers, numbers and numpy arrays, never code).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from srbench.weights import (
     MissingWeightsError,
     WeightsFormatError,
     load_checkpoint,
-    sha256_file,
     strip_prefixes,
 )
 
@@ -55,12 +53,7 @@ def read_checkpoint(path: str | os.PathLike, setting: str) -> tuple[Mapping, str
     try:
         obj, digest = load_checkpoint(path)
     except WeightsFormatError as err:
-        # A srbench-train checkpoint also holds RNG states and its config, which weights_only
-        # unpickling refuses; its own loader reads it (and rejects anything else).
-        try:
-            obj, digest = training.load_checkpoint(path), sha256_file(path)
-        except training.CheckpointError:
-            raise CheckpointError(f"{setting}: {err}") from None
+        raise CheckpointError(f"{setting}: {err}") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{setting}={path} holds a {type(obj).__name__}, not a state dict")
     return obj, digest

@@ -162,8 +162,8 @@ def checkpoint_weight_file(variant: str) -> WeightFile:
         description="ECDP checkpoint ({'model', 'model_avg'} state dicts, authors' layout); no weights are published",
         licence="trained by the user",
         obtain=(
-            "no ECDP weights are published: train them with `make train METHOD=ecdp …` (three stages, "
-            "conf/experiment/ecdp_train_*.yaml, methods/ecdp/README.md)"
+            "no ECDP weights are published: train them in three stages, starting with `make train METHOD=ecdp "
+            "ARGS='experiment=ecdp_train_df2k_regressor dataset.hr_dir=/path/to/DF2K_HR'` (methods/ecdp/README.md)"
         ),
     )
 

@@ -129,7 +129,8 @@ class PairedPatchDataset(torch.utils.data.Dataset):
         if sum(x is not None for x in (hr_dir, files, hr_dataset)) != 1:
             given = [k for k, v in (("hr_dir", hr_dir), ("files", files), ("hr_dataset", hr_dataset)) if v is not None]
             raise DatasetError(f"{name}: give exactly one HR source (dataset.hr_dir=/folder, dataset.files=[...] or "
-                               f"dataset.hr_dataset={{name: ...}}); given: {', '.join(given) or 'none'}")
+                               f"dataset.hr_dataset={{name: ...}}); given: {', '.join(given) or 'none'}"
+                               + (" — set the others to null, e.g. dataset.hr_dir=null" if len(given) > 1 else ""))
         if float(scale) != int(scale) or int(scale) < 1:
             raise DatasetError(f"{name}: scale must be a positive integer (got {scale})")
         self.scale, self.patch_size = int(scale), int(patch_size)

@@ -40,7 +40,9 @@ from srbench.fsutil import atomic_path
 from srbench.paths import CONF_DIR
 from srbench.runners.devices import DTYPES, peak_memory_mb, reset_peak_memory, resolve_device
 
-KEY = ["target", "size", "batch", "dtype", "compile", "scale"]
+#: ``model`` tells apart rows of the same target measured on different weights' shapes: the SD
+#: pieces' ``sd_source`` (tiny, random-sd2, a folder), a method's ``variant``
+KEY = ["target", "model", "size", "batch", "dtype", "compile", "scale"]
 COLUMNS = KEY + ["ms_per_image", "images_per_s", "ms_per_call", "ms_per_call_min", "iters", "peak_mem_mb",
                  "mem_kind", "nfe", "status", "error", "device", "torch", "timestamp"]
 
@@ -181,7 +183,9 @@ def run_case(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] |
     """Build and time one case; failures (OOM, unsupported input) become a row with ``status``."""
     row: dict[str, Any] = {**{k: v for k, v in asdict(case).items() if k != "device"},
                            "device": device_name(case.device), "torch": torch.__version__,
-                           "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok", "error": ""}
+                           "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok", "error": "",
+                           "model": str((method_cfg or {}).get("variant", "") if method_cfg is not None
+                                        else cfg.get("sd_source", ""))}
     try:
         built = (build_method(case, cfg, method_cfg) if method_cfg is not None else TARGETS[case.target](case, cfg))
         times, peak, kind = measure(built.fn, case.device, warmup=int(cfg.get("warmup", 3)),
@@ -258,7 +262,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     import pandas as pd
 
     df = pd.DataFrame.from_records(list(rows))
-    cols = ["target", "size", "batch", "dtype", "compile", "ms_per_image", "images_per_s", "peak_mem_mb", "nfe",
+    cols = ["target", "model", "size", "batch", "dtype", "compile", "ms_per_image", "images_per_s", "peak_mem_mb", "nfe",
             "status"]
     df = df[[c for c in cols if c in df.columns]]
     fmt = {"ms_per_image": "{:.2f}".format, "images_per_s": "{:.2f}".format, "peak_mem_mb": "{:.0f}".format,

@@ -305,6 +305,11 @@ class _Run:
         dtype_name = cfg.get("dtype", "fp32")
         if dtype_name not in DTYPES:
             raise UserError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype_name!r})")
+        method_dtype = method_cfg.get("dtype")
+        if method_dtype not in (None, "auto") and DTYPES.get(str(method_dtype)) != DTYPES[dtype_name]:
+            # method.dtype is the bench's inference precision; here it would be silently ignored
+            raise UserError(f"method.dtype={method_dtype} does not apply to training: the model is built in "
+                            f"dtype={dtype_name}; set dtype=… (weights) or mixed_precision=bf16|fp16 (autocast)")
 
         # Data first: a wrong folder or scale is reported before a large model is built.
         from srbench.data.patches import PairedPatchDataset
