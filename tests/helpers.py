@@ -131,3 +131,14 @@ def fill_deterministic(module, strip: str = "", keep: tuple[str, ...] = ECDP_SCH
             else:
                 value = 0.1 * r
             t.copy_(value)
+
+
+def ecdp_tiny_config(solver: str = "euler", steps: int = 4, **extra) -> dict:
+    """An ECDP method config small enough for CPU tests (2-block encoder, 2-level U-Net, random weights)."""
+    return {
+        "weights": "random",
+        "encoder": {"num_blocks": 2, "block_selection": [0, 1], "num_features": 16, "growth": 8},
+        "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
+        "sampler": {"method": solver, "steps": steps},
+        **extra,
+    }

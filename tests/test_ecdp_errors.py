@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import bench_config
+from helpers import bench_config, ecdp_tiny_config
 
 from methods.ecdp.method import ECDP
 from methods.ecdp.model import ECDPNet
@@ -17,13 +17,7 @@ from methods.ecdp.rrdb import RRDBRegressor
 from srbench.runners.bench import execute
 from srbench.runners.errors import is_user_error
 
-TINY = {
-    "weights": "random",
-    "encoder": {"num_blocks": 2, "block_selection": [0, 1], "num_features": 16, "growth": 8},
-    "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
-    "sampler": {"method": "euler", "steps": 2},
-    "channels_last": False,
-}
+TINY = ecdp_tiny_config("euler", 2, channels_last=False)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

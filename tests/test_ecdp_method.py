@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as FV
+from helpers import ecdp_tiny_config
 
 from methods.ecdp.losses import PerceptualLoss, VGG19Features, regressor_l1_loss, score_matching_loss
 from methods.ecdp.method import ECDP
@@ -16,12 +17,7 @@ from methods.ecdp.unet import resize_like_torchvision, sinusoidal_embedding
 from srbench.method import UnsupportedInput
 from srbench.weights import MissingWeightsError
 
-TINY = {
-    "weights": "random",
-    "encoder": {"num_blocks": 2, "block_selection": [0, 1], "num_features": 16, "growth": 8},
-    "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
-    "sampler": {"method": "heun", "steps": 4},
-}
+TINY = ecdp_tiny_config("heun", 4)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import ecdp_tiny_config
 
 from methods.ecdp.method import ECDP
 
-TINY = {
-    "weights": "random",
-    "encoder": {"num_blocks": 2, "block_selection": [0, 1], "num_features": 16, "growth": 8},
-    "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
-    "sampler": {"method": "euler", "steps": 4},
-    "channels_last": False,
-}
+TINY = ecdp_tiny_config("euler", 4, channels_last=False)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
