@@ -113,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     from srbench.weights import load_checkpoint as read_weights_only
 
     try:  # weights_only unpickling: a checkpoint is data, never code (RNG states are numpy arrays)
-        ckpt, _ = read_weights_only(path)
+        ckpt, _ = read_weights_only(path, hash_file=False)
     except WeightsFormatError as exc:
         raise CheckpointError(str(exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

@@ -554,20 +554,21 @@ def _array_globals() -> list[Any]:
     return [core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
 
 
-def load_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> tuple[Any, str]:
+def load_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False, hash_file: bool = True) -> tuple[Any, str | None]:
     """Read a checkpoint as stored (any nesting) and its sha256, on CPU.
 
     ``.safetensors`` via safetensors; pickle formats with ``torch.load(weights_only=True)``,
     which refuses Python objects other than tensors, containers, numbers, strings and numpy
     arrays. ``allow_pickle=True`` lifts that — only for files you trust, since unpickling can
-    run code; srbench's own readers never set it.
+    run code; srbench's own readers never set it. ``hash_file=False`` skips the sha256 (None),
+    for readers that do not record provenance (resuming a multi-GB training checkpoint).
     """
     import torch
 
     p = Path(path)
     if not p.is_file():
         raise MissingWeightsError(f"checkpoint {p} does not exist")
-    digest = sha256_file(p)
+    digest = sha256_file(p) if hash_file else None
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 

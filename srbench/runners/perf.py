@@ -352,6 +352,13 @@ def compose_config(argv: Sequence[str]) -> tuple[Any, dict[str, dict[str, Any]]]
     return OmegaConf.to_container(cfg, resolve=True), method_cfgs
 
 
+def _as_override(value: Any) -> str:
+    """A config value in Hydra's override syntax: ``[fp32]``, ``[false]``, ``tiny``."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_as_override(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def apply_cpu_preset(cfg: Mapping[str, Any], argv: Sequence[str],
                      echo: Callable[[str], None] = print) -> dict[str, Any]:
     """On a CPU, ``cfg["cpu_preset"]`` replaces the keys the command line did not set.
@@ -368,12 +375,7 @@ def apply_cpu_preset(cfg: Mapping[str, Any], argv: Sequence[str],
     changed = {k: v for k, v in preset.items() if k not in given and cfg.get(k) != v}
     if changed:
         cfg.update(changed)
-        def override(v: Any) -> str:  # Hydra override syntax: dtypes=[fp32], compile=[false]
-            if isinstance(v, (list, tuple)):
-                return "[" + ",".join(override(x) for x in v) + "]"
-            return str(v).lower() if isinstance(v, bool) else str(v)
-
-        echo("[perf] no GPU: CPU preset " + " ".join(f"{k}={override(v)}" for k, v in changed.items())
+        echo("[perf] no GPU: CPU preset " + " ".join(f"{k}={_as_override(v)}" for k, v in changed.items())
              + " (set them explicitly, or cpu_preset=null, to measure the GPU cases on this CPU)")
     return cfg
 
