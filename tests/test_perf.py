@@ -174,3 +174,20 @@ def test_rows_of_different_sd_models_do_not_replace_each_other(tmp_path):
     df.to_csv(out, index=False)
     assert main(common) == 0
     assert sorted(pd.read_csv(out)["model"]) == ["random-sd2", "tiny"]
+
+
+def test_metric_targets_time_the_same_work_as_their_scikit_image_reference(tmp_path):
+    """`metrics.psnr_ssim` and `metrics.skimage_psnr_ssim` must score the same numbers, else the
+    speed ratio between them (the issue's harness-vs-scikit-image measurement) means nothing."""
+    case = Case("metrics.psnr_ssim", 64, 3, "fp32", False, 4.0, torch.device("cpu"))
+    ours = perf.TARGETS["metrics.psnr_ssim"](case, {}).fn()
+    ref = perf.TARGETS["metrics.skimage_psnr_ssim"](case, {}).fn()
+    torch.testing.assert_close(ours["psnr"].double(), torch.tensor([p for p, _ in ref], dtype=torch.float64),
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours["ssim"].double(), torch.tensor([s for _, s in ref], dtype=torch.float64),
+                               rtol=0, atol=1e-6)
+    out = tmp_path / "perf.csv"
+    assert main(["targets=[metrics.psnr_ssim,metrics.skimage_psnr_ssim,metrics.lpips]", "sizes=[64]", "batches=[2]",
+                 "dtypes=[fp32]", f"out={out}", *TINY]) == 0
+    df = pd.read_csv(out)
+    assert (df["status"] == "ok").all() and (df["ms_per_image"] > 0).all() and df["model"].isna().all()

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from srbench.fsutil import atomic_path
@@ -139,11 +140,66 @@ def method_nfe(method: Any) -> float | None:
     return None if info.get("nfe") is None else float(info["nfe"])
 
 
-#: built-in targets (SD pieces); ``method:<name>`` is resolved through the method registry
+def _image_pairs(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-bit-valued SR/HR pairs that differ like an SR output does (PSNR ≈ 30 dB), fixed seed."""
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(case.batch, 3, case.size, case.size, generator=g)
+    sr = (hr + 0.03 * torch.randn(hr.shape, generator=g)).clamp(0, 1)
+    return (sr * 255).round().div(255).to(case.device), (hr * 255).round().div(255).to(case.device)
+
+
+def build_metrics_psnr_ssim(case: Case, cfg: Mapping[str, Any]) -> Built:
+    """The harness's PSNR + SSIM (``standard`` profile: Y, crop = scale, float64) on a batch."""
+    from srbench.metrics import build_metrics
+
+    suite = build_metrics("standard", lpips_nets=(), device=case.device)
+    sr, hr = _image_pairs(case)
+    scale = float(case.scale or cfg.get("scale", 4))
+    return Built(lambda: suite(sr, hr, scale=scale), None)
+
+
+def build_metrics_lpips(case: Case, cfg: Mapping[str, Any]) -> Built:
+    """LPIPS-alex on a batch (random backbone, as methods run with random weights here)."""
+    from srbench.metrics.lpips import LPIPS
+
+    lpips = LPIPS("alex", backbone_weights="random").to(case.device)
+    sr, hr = _image_pairs(case)
+    return Built(lambda: lpips(sr, hr), None)
+
+
+def build_skimage_psnr_ssim(case: Case, cfg: Mapping[str, Any]) -> Built:
+    """The reference: scikit-image PSNR + SSIM (Gaussian σ = 1.5) per image, CPU, the same work as
+    ``metrics.psnr_ssim`` (8-bit images → BT.601 Y in float64 → crop = scale → PSNR, SSIM)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    sr, hr = (t.cpu().numpy() for t in _image_pairs(case))
+    crop = int(float(case.scale or cfg.get("scale", 4)))
+    luma = np.array([65.481, 128.553, 24.966]) / 255.0  # BasicSR rgb2ycbcr(y_only=True), input in 0..255
+
+    def y(img: np.ndarray) -> np.ndarray:
+        return (np.tensordot(luma, np.round(img.astype(np.float64) * 255), axes=1) + 16)[crop:-crop, crop:-crop]
+
+    def score() -> list[tuple[float, float]]:
+        out = []
+        for a, b in zip(sr, hr):
+            ya, yb = y(a), y(b)
+            out.append((peak_signal_noise_ratio(yb, ya, data_range=255),
+                        structural_similarity(ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                              data_range=255)))
+        return out
+
+    return Built(score, None)
+
+
+#: built-in targets (SD pieces, the metrics harness and its scikit-image reference);
+#: ``method:<name>`` is resolved through the method registry
 TARGETS: dict[str, Callable[[Case, Mapping[str, Any]], Built]] = {
     "sd.vae_encode": build_vae_encode,
     "sd.unet_step": build_unet_step,
     "sd.vae_decode": build_vae_decode,
+    "metrics.psnr_ssim": build_metrics_psnr_ssim,
+    "metrics.lpips": build_metrics_lpips,
+    "metrics.skimage_psnr_ssim": build_skimage_psnr_ssim,
 }
 
 
@@ -184,8 +240,8 @@ def run_case(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] |
     row: dict[str, Any] = {**{k: v for k, v in asdict(case).items() if k != "device"},
                            "device": device_name(case.device), "torch": torch.__version__,
                            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok", "error": "",
-                           "model": str((method_cfg or {}).get("variant", "") if method_cfg is not None
-                                        else cfg.get("sd_source", ""))}
+                           "model": str(method_cfg.get("variant", "") if method_cfg is not None
+                                        else cfg.get("sd_source", "") if case.target.startswith("sd.") else "")}
     try:
         built = (build_method(case, cfg, method_cfg) if method_cfg is not None else TARGETS[case.target](case, cfg))
         times, peak, kind = measure(built.fn, case.device, warmup=int(cfg.get("warmup", 3)),
@@ -265,6 +321,8 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     cols = ["target", "model", "size", "batch", "dtype", "compile", "ms_per_image", "images_per_s", "peak_mem_mb", "nfe",
             "status"]
     df = df[[c for c in cols if c in df.columns]]
+    if "nfe" in df.columns:  # None (no NFE for this target) → NaN → "—"
+        df = df.assign(nfe=pd.to_numeric(df["nfe"], errors="coerce"))
     fmt = {"ms_per_image": "{:.2f}".format, "images_per_s": "{:.2f}".format, "peak_mem_mb": "{:.0f}".format,
            "nfe": lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:g}"}
     return df.to_string(index=False, formatters=fmt, na_rep="—")
