@@ -100,13 +100,19 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The newest ``step_*.pt`` of a run directory or of its ``checkpoints/`` folder, if any."""
+    found = list_checkpoints(folder / "checkpoints") or list_checkpoints(folder)
+    return found[-1][1] if found else None
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path).expanduser()
     if path.is_dir():  # a run directory or its checkpoints/ folder
-        found = list_checkpoints(path / "checkpoints") or list_checkpoints(path)
-        if not found:
+        newest = newest_checkpoint(path)
+        if newest is None:
             raise CheckpointError(f"no checkpoint (checkpoints/step_*.pt) in {path}")
-        path = found[-1][1]
+        path = newest
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     from srbench.weights import WeightsFormatError

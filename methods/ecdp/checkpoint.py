@@ -139,10 +139,10 @@ def regressor_checkpoint_path(path: str | os.PathLike, setting: str) -> Path:
     """The stage-(a) checkpoint file for ``path``: the file itself, or a srbench-train run's newest."""
     p = Path(path).expanduser()
     if p.is_dir():  # a srbench-train run directory or its checkpoints/ folder
-        found = training.list_checkpoints(p / "checkpoints") or training.list_checkpoints(p)
-        if not found:
+        newest = training.newest_checkpoint(p)
+        if newest is None:
             raise MissingWeightsError(f"{setting}={p}: no checkpoints/step_*.pt in that folder")
-        return found[-1][1]
+        return newest
     if not p.is_file():
         raise MissingWeightsError(
             f"{setting}={p}: no such file; point it at the stage-a regressor (a srbench-train run folder or "

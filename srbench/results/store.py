@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from srbench.fsutil import atomic_path, atomic_write_json, atomic_write_text  # noqa: F401  (re-exported)
+from srbench.fsutil import atomic_path, atomic_write_json
 
 STATUS_OK = "ok"
 STATUS_SKIPPED = "skipped"  # could not be loaded / scored (on_error=skip)
