@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,10 @@ from pathlib import Path
 
 import torch
 
+_checkout = Path(os.environ.get("ECDP_AUTHORS", "/tmp/ecdp_authors"))
+if not (_checkout / "lib" / "model" / "diffusion.py").is_file():
+    sys.exit(f"ecdp_vs_authors: no checkout of Yuan-Yutao/ECDP at {_checkout}; clone it (see this file's docstring) "
+             "and set ECDP_AUTHORS to its path")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
 import make_ecdp_authors_forward as authors  # also patches their torchvision resize to antialias=False
 
