@@ -5,30 +5,20 @@
 Prints the U-Net's FLOPs per network evaluation (published DF2K model, random weights, output
 4·side), its measured time per evaluation, the machine's fp32 matrix-multiply speed, and the time
 per evaluation the U-Net would take if every FLOP ran at that speed — a lower bound for the same
-arithmetic (same function, same NFE). Medians of 5 calls after 2 warm-up calls.
+arithmetic (same function, same NFE). Medians of 5 calls after 2 warm-up calls (``make perf``'s
+``measure``).
 """
 
 from __future__ import annotations
 
 import statistics
 import sys
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from methods.ecdp.model import ECDPNet
-
-
-def median_seconds(fn, warmup: int = 2, reps: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from srbench.runners.perf import measure
 
 
 def published_unet_call(side: int):
@@ -51,10 +41,10 @@ def main(side: int = 24, threads: int = 2) -> None:
     torch.set_num_threads(threads)
     unet_call = published_unet_call(side)
     gflop = gflop_of(unet_call)
-    with torch.inference_mode():
-        per_nfe = median_seconds(unet_call)
-        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-        sgemm = 2 * 2048**3 / median_seconds(lambda: a @ b) / 1e9
+    cpu = torch.device("cpu")
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    per_nfe = statistics.median(measure(unet_call, cpu, warmup=2, iters=5)[0]) / 1e3
+    sgemm = 2 * 2048**3 / (statistics.median(measure(lambda: a @ b, cpu, warmup=2, iters=5)[0]) / 1e3) / 1e9
     print(
         f"LR {side}² → {4 * side}², {threads} threads: U-Net {gflop:.1f} GFLOP/NFE, {per_nfe * 1e3:.0f} ms/NFE "
         f"({gflop / per_nfe:.0f} GFLOP/s); fp32 sgemm 2048² {sgemm:.0f} GFLOP/s; "

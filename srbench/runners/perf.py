@@ -170,14 +170,14 @@ def build_metrics_lpips(case: Case, cfg: Mapping[str, Any]) -> Built:
 def build_skimage_psnr_ssim(case: Case, cfg: Mapping[str, Any]) -> Built:
     """The reference: scikit-image PSNR + SSIM (Gaussian σ = 1.5) per image, CPU, the same work as
     ``metrics.psnr_ssim`` (8-bit images → BT.601 Y in float64 → crop = scale → PSNR, SSIM)."""
+    from skimage.color import rgb2ycbcr
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     sr, hr = (t.cpu().numpy() for t in _image_pairs(case))
     crop = int(float(case.scale or cfg.get("scale", 4)))
-    luma = np.array([65.481, 128.553, 24.966]) / 255.0  # BasicSR rgb2ycbcr(y_only=True), input in 0..255
 
-    def y(img: np.ndarray) -> np.ndarray:
-        return (np.tensordot(luma, np.round(img.astype(np.float64) * 255), axes=1) + 16)[crop:-crop, crop:-crop]
+    def y(img: np.ndarray) -> np.ndarray:  # BT.601 Y in 16..235, as BasicSR's rgb2ycbcr(y_only=True)
+        return rgb2ycbcr(img.astype(np.float64).transpose(1, 2, 0))[crop:-crop, crop:-crop, 0]
 
     def score() -> list[tuple[float, float]]:
         out = []
