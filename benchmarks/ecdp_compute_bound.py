@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from methods.ecdp.model import ECDPNet
-from srbench.runners.perf import measure
+from srbench.timing import measure
 
 
 def published_unet_call(side: int):

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from srbench.errors import UserError
+
 if TYPE_CHECKING:  # keep `import srbench.method` free of torch
     import torch
 
@@ -27,18 +29,18 @@ if TYPE_CHECKING:  # keep `import srbench.method` free of torch
 ENTRY_POINT_GROUP = "srbench.methods"
 
 
-class UnsupportedInput(ValueError):
+class UnsupportedInput(UserError, ValueError):
     """A method cannot handle this input (scale, size, channels); the message says why."""
 
 
-class UnknownMethod(KeyError):
+class UnknownMethod(UserError, KeyError):
     """No method of that name is registered."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want a plain sentence
         return str(self.args[0])
 
 
-class DuplicateMethod(RuntimeError):
+class DuplicateMethod(UserError, RuntimeError):
     """Two entry points claim the same method name."""
 
 
@@ -78,12 +80,16 @@ class SRMethod(abc.ABC):
         """Super-resolve a batch (see the class docstring for the contract)."""
 
     def describe(self) -> dict[str, Any]:
-        """Facts for the manifest: parameter counts, dtype, weight hashes (keys with ``sha256``).
-
-        ``nfe_per_image`` (a list for the images of the last ``upscale`` call), or ``nfe`` for a
-        fixed count, is copied into each results row.
-        """
+        """Facts for the manifest: parameter counts, dtype, weight hashes (keys with ``sha256``)."""
         return {"name": self.name}
+
+    def nfe_per_image(self) -> Sequence[float] | float | None:
+        """Network evaluations of each image of the last ``upscale`` call, copied into its results row.
+
+        A list (one value per image, e.g. an adaptive ODE solver), one number for every image
+        (a fixed step count; 0 for interpolation), or ``None`` when the notion does not apply.
+        """
+        return None
 
     def trainer(self, cfg: Mapping[str, Any]) -> Any:
         """Return a Trainer (``training_step(batch) -> dict of losses``) for trainable methods."""

@@ -39,13 +39,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from srbench.errors import CheckpointError
+
 #: format tag of checkpoints written by ``srbench-train`` (read by methods to start from them)
 CHECKPOINT_FORMAT = "srbench-train-checkpoint/1"
 _CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
-
-
-class CheckpointError(ValueError):
-    """A training checkpoint cannot be used; the message is one line for the user."""
 
 
 class Trainer(abc.ABC):
@@ -115,13 +113,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         path = newest
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    from srbench.weights import WeightsFormatError
     from srbench.weights import load_checkpoint as read_weights_only
 
-    try:  # weights_only unpickling: a checkpoint is data, never code (RNG states are numpy arrays)
-        ckpt, _ = read_weights_only(path, hash_file=False)
-    except WeightsFormatError as exc:
-        raise CheckpointError(str(exc)) from None
+    # weights_only unpickling: a checkpoint is data, never code (RNG states are numpy arrays);
+    # an unreadable file raises WeightsFormatError, a CheckpointError
+    ckpt, _ = read_weights_only(path, hash_file=False)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a srbench-train checkpoint (format {CHECKPOINT_FORMAT})")
     ckpt["path"] = str(path)

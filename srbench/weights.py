@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from srbench.errors import CheckpointError, UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -57,11 +59,11 @@ __all__ = [
 ]
 
 
-class WeightsFormatError(ValueError):
+class WeightsFormatError(CheckpointError):
     """A weight file exists but cannot be used (unknown format, not a state dict, bad keys). One line."""
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """A weight file is absent or corrupt. ``str(err)`` is one line meant for the user."""
 
     def __str__(self) -> str:

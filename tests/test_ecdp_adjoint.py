@@ -169,7 +169,7 @@ def test_finetune_refuses_a_random_start():
         "unet": {"channels": [16, 32], "num_blocks": [1, 1], "time_channels": 16},
         "train": {"stage": "finetune"},
     }
-    from srbench.runners.errors import is_user_error
+    from srbench.errors import is_user_error
 
     with pytest.raises(ECDPConfigError, match="init.checkpoint") as err:
         ECDP.from_config(cfg, "cpu").trainer({"method": cfg, "init": {"checkpoint": None}})

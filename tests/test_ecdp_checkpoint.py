@@ -22,7 +22,7 @@ from methods.ecdp.checkpoint import CheckpointError, load_ecdp_weights, load_reg
 from methods.ecdp.method import ECDP
 from methods.ecdp.model import ECDPNet
 from methods.ecdp.rrdb import RRDBEncoder, RRDBRegressor
-from srbench.runners.errors import is_user_error
+from srbench.errors import is_user_error
 from srbench.training import CHECKPOINT_FORMAT
 from srbench.weights import MissingWeightsError, sha256_file
 

@@ -59,7 +59,7 @@ def test_paper_table_presets(experiment, method, dataset, scale, batch):
 @pytest.mark.parametrize("experiment", ["ecdp_div2k_x4", "ecdp_imagenet_64_256", "ecdp_celeba_x8"])
 def test_paper_presets_run_in_fp32_on_a_gpu(experiment):
     """The bench resolves method.dtype (auto would be bf16 on CUDA); the papers' numbers are fp32."""
-    from srbench.runners.devices import resolve_dtype
+    from srbench.devices import resolve_dtype
 
     method_cfg = _compose("bench", [f"experiment={experiment}", "method.weights=random"]).method
     dtype = resolve_dtype(method_cfg.get("dtype"), torch.device("cuda"))  # what the bench does on a GPU

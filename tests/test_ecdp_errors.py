@@ -1,6 +1,6 @@
 """Mistakes a user can make with ECDP end in one line naming the setting, never a stack trace.
 
-The runners print exceptions for which ``srbench.runners.errors.is_user_error`` holds as one
+The runners print exceptions for which ``srbench.errors.is_user_error`` holds as one
 line and exit 2; the first tests go through the bench's own entry point (``execute``), the others
 check the exceptions in-process.
 """
@@ -14,8 +14,8 @@ from helpers import bench_config, ecdp_tiny_config
 from methods.ecdp.method import ECDP
 from methods.ecdp.model import ECDPNet
 from methods.ecdp.rrdb import RRDBRegressor
+from srbench.errors import is_user_error
 from srbench.runners.bench import execute
-from srbench.runners.errors import is_user_error
 
 TINY = ecdp_tiny_config("euler", 2, channels_last=False)
 

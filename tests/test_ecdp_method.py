@@ -108,7 +108,7 @@ def test_upscale_shape_range_and_seed_determinism(tiny):
     assert out.shape == (2, 3, 20, 24) and out.min() >= 0 and out.max() <= 1
     torch.testing.assert_close(tiny.upscale(lr, 4, seeds=[1, 2]), out, rtol=0, atol=0)
     assert not torch.equal(tiny.upscale(lr, 4, seeds=[3, 2])[0], out[0])
-    assert tiny.describe()["nfe_per_image"] == [8, 8]  # heun, 4 steps
+    assert tiny.nfe_per_image() == [8, 8]  # heun, 4 steps
 
 
 def test_output_does_not_depend_on_batch(tiny):
@@ -124,7 +124,7 @@ def test_adaptive_solver_reports_nfe_and_joint_mode():
     method = ECDP.from_config(cfg, "cpu")
     lr = torch.rand(2, 3, 4, 4)
     out = method.upscale(lr, 4, seeds=[1, 2])
-    nfe = method.describe()["nfe_per_image"]
+    nfe = method.nfe_per_image()
     assert out.shape == (2, 3, 16, 16) and nfe[0] == nfe[1] and (nfe[0] - 2) % 6 == 0
     solo = ECDP.from_config({**cfg, "sampler": {"method": "dopri5"}}, "cpu")
     solo.net.load_state_dict(method.net.state_dict())

@@ -208,7 +208,7 @@ def test_fixed_step_solvers_nfe_and_convergence_order(method, order):
 
 
 def test_bad_solver_settings_are_one_line_user_errors():
-    from srbench.runners.errors import is_user_error
+    from srbench.errors import is_user_error
 
     for kwargs, setting in (
         ({"method": "dopri6"}, "method.sampler.method='dopri6'"),

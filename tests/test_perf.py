@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from srbench.runners import perf
-from srbench.runners.perf import COLUMNS, Built, Case, main, measure, run_case
+from srbench.runners.perf import COLUMNS, Built, Case, main, run_case
+from srbench.timing import measure
 
 TINY = ["sd_source=tiny", "device=cpu", "cpu_threads=1", "warmup=1", "iters=2", "compile=[false]"]
 
@@ -131,20 +132,20 @@ def test_sd_pieces_at_512_on_gpu(tmp_path):
 
 def test_nfe_is_read_after_the_calls_for_adaptive_solvers():
     """An adaptive solver knows its NFE only after solving: perf must not read it at build time."""
-    from srbench.runners.perf import method_nfe
+    from srbench.timing import mean_nfe as method_nfe
 
     class Adaptive:
         def __init__(self):
             self.last = []
 
-        def describe(self):
-            return {"nfe_per_image": self.last}
+        def nfe_per_image(self):
+            return self.last
 
     m = Adaptive()
     assert method_nfe(m) is None
     m.last = [62, 64]
     assert method_nfe(m) == 63.0
-    assert method_nfe(type("Fixed", (), {"describe": lambda self: {"nfe": 4}})()) == 4.0
+    assert method_nfe(type("Fixed", (), {"nfe_per_image": lambda self: 4})()) == 4.0
 
 
 def test_cpu_preset_replaces_only_what_the_command_line_left_unset(monkeypatch, capsys):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from srbench.runners.errors import UserError
+from srbench.errors import UserError
 from srbench.runners.train import (
     compose_config,
     list_checkpoints,

@@ -36,5 +36,8 @@ class Bicubic(SRMethod):
         return imresize(lr, scale, quantize=self.exact_uint8).clamp_(0, 1)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "params_total": 0, "params_trainable": 0, "nfe": 0,
+        return {"name": self.name, "params_total": 0, "params_trainable": 0,
                 "exact_uint8": self.exact_uint8, "weights": None}
+
+    def nfe_per_image(self) -> float:
+        return 0.0  # interpolation: no network evaluations

@@ -2,23 +2,17 @@
 
 * :class:`ECDPConfigError` — a bad ``method.*`` setting (solver, stage, encoder/U-Net shape, dtype,
   a missing stage input); the message names the setting and what to set it to.
-* :class:`CheckpointError` — a checkpoint that exists but does not fit the configured model or
-  holds no weights (a :class:`srbench.weights.WeightsFormatError`); absent files are
+* :class:`CheckpointError` — srbench's one checkpoint error (:mod:`srbench.errors`): a checkpoint
+  that exists but does not fit the configured model or holds no weights; absent files are
   :class:`srbench.weights.MissingWeightsError`.
-
-``srbench.runners.errors`` is imported for ``UserError`` only (a dependency-free module); a method
-never imports the runners themselves.
 """
 
 from __future__ import annotations
 
-from srbench.runners.errors import UserError
-from srbench.weights import WeightsFormatError
+from srbench.errors import CheckpointError, ConfigError
+
+__all__ = ["CheckpointError", "ECDPConfigError"]
 
 
-class ECDPConfigError(UserError, ValueError):
+class ECDPConfigError(ConfigError):
     """A bad ECDP setting; ``str(err)`` is one line naming the setting."""
-
-
-class CheckpointError(WeightsFormatError):
-    """A checkpoint that cannot be used for this model; ``str(err)`` is one line."""

@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from srbench.devices import DTYPES
 from srbench.method import SRMethod, UnsupportedInput
-from srbench.runners.devices import DTYPES
+from srbench.nn.noise import randn_per_image
 from srbench.training import Trainer
 from srbench.weights import WeightFile, explicit_path, resolve
 
@@ -44,7 +45,7 @@ from .sampler import SolverSettings, solve_pf_ode
 from .sde import ProbabilityFlowODE, perturb
 
 STAGES = ("regressor", "diffusion", "finetune")
-#: the precisions ECDP runs in, by their srbench names (srbench.runners.devices.DTYPES)
+#: the precisions ECDP runs in, by their srbench names (srbench.devices.DTYPES)
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 
 
@@ -229,8 +230,7 @@ class ECDP(SRMethod):
 
     def initial_noise(self, seeds: Sequence[int], shape: tuple[int, int, int]) -> torch.Tensor:
         """z ~ N(0, I)·temperature, one CPU generator per image (same z on every device)."""
-        z = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-        return torch.stack(z).to(self.device) * self.cfg.temperature
+        return randn_per_image(seeds, shape, device=self.device) * self.cfg.temperature
 
     def sample(self, lr: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, int]:
         """One PF-ODE solve for a batch: lr B×3×h×w in [0, 1], z B×3×H×W → (HR not clamped, NFE)."""
@@ -295,7 +295,6 @@ class ECDP(SRMethod):
             "params_trainable": sum(p.numel() for p in params if p.requires_grad),
             "params_unet": sum(p.numel() for p in self.net.unet.parameters()),
             "params_encoder": sum(p.numel() for p in self.net.lr_feats.parameters()),
-            "nfe_per_image": list(self.last_nfe),  # of the last upscale() call
             "nfe_mean": self.nfe_total / self.images_total if self.images_total else None,  # over all calls
             "images_upscaled": self.images_total,
             **self.cfg.solver.describe(),
@@ -309,6 +308,10 @@ class ECDP(SRMethod):
             "weights_path": self.provenance.get("path"),
             "weights_sha256": self.provenance.get("sha256"),
         }
+
+    def nfe_per_image(self) -> list[int]:
+        """NFE of each image of the last ``upscale`` call (the adaptive solver's count)."""
+        return list(self.last_nfe)
 
     def trainer(self, cfg: Mapping[str, Any]) -> ECDPTrainer:
         """A Trainer for ``method.train.stage`` (``cfg``: the training config or its ``method`` node)."""

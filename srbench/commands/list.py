@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from srbench.commands.weights import method_config
+from srbench.errors import one_line
 from srbench.method import method_entries
-from srbench.runners.errors import one_line
 from srbench.weights import explicit_path, find
 
 

@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from srbench.errors import UserError, is_user_error, one_line
 from srbench.fsutil import atomic_write_json, atomic_write_text
 from srbench.results.provenance import device_info, git_state, library_versions
 from srbench.results.store import STATUS_OK
-from srbench.runners.errors import UserError, is_user_error, one_line
 from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
 
 
@@ -77,9 +77,9 @@ def default_out_dir(args: argparse.Namespace) -> Path:
 def score_folders(args: argparse.Namespace) -> Path:
     from srbench.data.io import read_image
     from srbench.data.paired import MatlabBicubicLR
+    from srbench.devices import resolve_device
     from srbench.metrics import build_metrics
     from srbench.metrics.stats import summarize
-    from srbench.runners.devices import resolve_device
 
     for d in (args.sr_dir, args.hr_dir, args.lr_dir):
         if d is not None and not d.is_dir():

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from srbench.errors import UserError
+
 DATASET_ENTRY_POINT_GROUP = "srbench.datasets"
 
 #: Built-in datasets, resolved lazily ("module:Class"); plugins add more via entry points.
@@ -41,7 +43,7 @@ BUILTIN_DATASETS: dict[str, str] = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset cannot be used as configured; the message is one line for the user."""
 
 

@@ -69,6 +69,7 @@ from srbench.data.kernels import (
     sample_blur_kernel,
     sample_final_sinc,
 )
+from srbench.errors import ConfigError
 
 #: Bump when a change alters the LR bytes for the same config and seed (it is part of config_hash).
 CODE_VERSION = "srbench.realesrgan/1"
@@ -78,7 +79,7 @@ RESIZE_DIRECTIONS: tuple[str, ...] = ("up", "down", "keep")
 FINAL_ORDERS: tuple[str, ...] = ("resize_sinc_jpeg", "jpeg_resize_sinc")
 
 
-class DegradationConfigError(ValueError):
+class DegradationConfigError(ConfigError):
     """A degradation config is invalid; ``str(err)`` is one line naming the key and the fix."""
 
 

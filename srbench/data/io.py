@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile
 
+from srbench.errors import UserError
 from srbench.fsutil import atomic_write_bytes
 
 __all__ = [
@@ -50,7 +51,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 _GRAY_16BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """An image file cannot be used; ``str(err)`` is one line naming the file and the reason."""
 
 

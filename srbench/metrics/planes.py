@@ -13,12 +13,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from srbench.errors import UserError
 from srbench.metrics.color import Rounding, quantize_8bit, rgb_to_y
 
 Space = Literal["y", "rgb"]
 
 
-class ShapeMismatchError(ValueError):
+class ShapeMismatchError(UserError, ValueError):
     """SR and HR (or re-degraded SR and LR) differ in shape; ``str(err)`` is one line."""
 
 

@@ -22,12 +22,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from srbench.errors import UserError
 from srbench.metrics.planes import check_pair, crop_for_scale, scored_planes
 from srbench.metrics.psnr import psnr, psnr_from_planes
 from srbench.metrics.ssim import ssim, ssim_from_planes
 
 
-class UnknownProfile(ValueError):
+class UnknownProfile(UserError, ValueError):
     """No metric profile (or LPIPS network) of that name."""
 
 

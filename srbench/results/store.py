@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from srbench.errors import UserError
 from srbench.fsutil import atomic_path, atomic_write_json
 
 STATUS_OK = "ok"
@@ -25,7 +26,7 @@ STATUS_SKIPPED = "skipped"  # could not be loaded / scored (on_error=skip)
 STATUS_NONFINITE = "nonfinite"  # the method returned NaN/Inf (on_error=skip); metrics are NaN
 
 
-class ResultsError(RuntimeError):
+class ResultsError(UserError, RuntimeError):
     pass
 
 

@@ -24,22 +24,18 @@ from typing import Any
 
 import torch
 
+from srbench.config import to_container
 from srbench.data.base import SRDataset, SRSample, build_dataset, collate_samples, image_seed, lr_operator
 from srbench.data.io import write_image
+from srbench.devices import resolve_device, resolve_dtype
+from srbench.errors import NonFiniteOutput, UserError, is_user_error, one_line
 from srbench.method import SRMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
 from srbench.results.provenance import device_info, git_state, library_versions
 from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, PerImageCSV, RunDir, read_json
 from srbench.runners import distributed as dist
-from srbench.runners.devices import (
-    peak_memory_mb,
-    reset_peak_memory,
-    resolve_device,
-    resolve_dtype,
-    to_container,
-)
-from srbench.runners.errors import NonFiniteOutput, UserError, is_user_error, one_line
 from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
+from srbench.timing import nfe_per_image, timed_call, warm_up
 from srbench.weights import MissingWeightsError, resolve_all
 
 
@@ -169,18 +165,12 @@ class BenchLoop:
 
     def _upscale(self, lr: torch.Tensor, scale: float, seeds: list[int]) -> tuple[torch.Tensor, float, float]:
         """SR, ms per image (CUDA-synchronised) and the peak memory of this call."""
-        with torch.inference_mode():
-            while self.warmup_left > 0:  # lazy init, cuDNN autotuning, torch.compile: not timed
-                self.method.upscale(lr, scale, seeds=seeds)
-                self.warmup_left -= 1
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            reset_peak_memory(self.device)
-            t0 = time.perf_counter()
-            sr = self.method.upscale(lr, scale, seeds=seeds)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-        return sr, (time.perf_counter() - t0) * 1000 / lr.shape[0], peak_memory_mb(self.device)
+        call = lambda: self.method.upscale(lr, scale, seeds=seeds)
+        if self.warmup_left > 0:  # lazy init, cuDNN autotuning, torch.compile: not timed
+            warm_up(call, self.device, self.warmup_left)
+            self.warmup_left = 0
+        timed = timed_call(call, self.device)
+        return timed.result, timed.ms / lr.shape[0], timed.peak_mem_mb
 
     def group(self, group: list[SRSample]) -> list[dict[str, Any]]:
         names = [s.name for s in group]
@@ -188,10 +178,7 @@ class BenchLoop:
         lr = torch.stack([s.lr for s in group]).to(self.device, non_blocking=True)
         hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(self.device, non_blocking=True)
         sr, ms, peak = self._upscale(lr, scale, [image_seed(self.seed, n) for n in names])
-        info = self.method.describe()
-        nfe = info.get("nfe_per_image") or [info.get("nfe")] * len(group)
-        if len(nfe) != len(group):  # a method reporting one NFE for the whole batch
-            nfe = [nfe[0]] * len(group)
+        nfe = nfe_per_image(self.method, len(group))
 
         expected = (len(group), 3, round(lr.shape[-2] * scale), round(lr.shape[-1] * scale))
         if tuple(sr.shape) != expected:
@@ -363,7 +350,7 @@ def _write_summary(run: RunDir, table: Any, columns: Sequence[str], summarize: A
     }
     if method_describe is not None:
         nfe = body["timing"].get("nfe", {}).get("mean")
-        summary["nfe"] = nfe if nfe is not None else method_describe.get("nfe")
+        summary["nfe"] = nfe
     if error:
         summary["error"] = error
     run.write_summary(summary)

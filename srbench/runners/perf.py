@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench.devices import DTYPES, resolve_device
 from srbench.fsutil import atomic_path
 from srbench.paths import CONF_DIR
-from srbench.runners.devices import DTYPES, peak_memory_mb, reset_peak_memory, resolve_device
+from srbench.timing import mean_nfe, measure
 
 #: ``model`` tells apart rows of the same target measured on different weights' shapes: the SD
 #: pieces' ``sd_source`` (tiny, random-sd2, a folder), a method's ``variant``
@@ -128,16 +129,7 @@ def build_method(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, An
     method = cls.from_config(mcfg, case.device, DTYPES[case.dtype])
     lr = torch.rand(case.batch, 3, int(lr_side), int(lr_side), device=case.device)
     seeds = list(range(case.batch))
-    return Built(lambda: method.upscale(lr, scale, seeds=seeds), lambda: method_nfe(method))
-
-
-def method_nfe(method: Any) -> float | None:
-    """NFE per image of a method's last call: mean of ``nfe_per_image``, or its fixed ``nfe``."""
-    info = method.describe()
-    per_image = [v for v in info.get("nfe_per_image") or [] if v is not None]
-    if per_image:
-        return float(statistics.mean(per_image))
-    return None if info.get("nfe") is None else float(info["nfe"])
+    return Built(lambda: method.upscale(lr, scale, seeds=seeds), lambda: mean_nfe(method))
 
 
 def _image_pairs(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,37 +196,6 @@ TARGETS: dict[str, Callable[[Case, Mapping[str, Any]], Built]] = {
 
 
 # ----------------------------------------------------------------------------- measuring
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure(fn: Callable[[], Any], device: torch.device, *, warmup: int, iters: int) -> tuple[list[float], float, str]:
-    """Per-call times in ms after ``warmup`` calls, peak memory in MiB, and what that memory is."""
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        _sync(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-            ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-            for s, e in zip(starts, ends):
-                s.record()
-                fn()
-                e.record()
-            torch.cuda.synchronize(device)
-            times = [s.elapsed_time(e) for s, e in zip(starts, ends)]
-            return times, torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-        exact = reset_peak_memory(device)
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1000)
-        return times, peak_memory_mb(device), "cpu_peak_rss" if exact else "cpu_peak_rss_lifetime"
-
-
 def run_case(case: Case, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build and time one case; failures (OOM, unsupported input) become a row with ``status``."""
     row: dict[str, Any] = {**{k: v for k, v in asdict(case).items() if k != "device"},
@@ -447,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from srbench.runners.errors import is_user_error, one_line
+    from srbench.errors import is_user_error, one_line
 
     try:
         cfg, method_cfgs = compose_config(argv)

@@ -41,11 +41,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench.config import to_container
+from srbench.devices import DTYPES
+from srbench.errors import UserError, is_user_error, one_line
 from srbench.fsutil import atomic_path, atomic_write_text
 from srbench.method import SRMethod, UnknownMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
-from srbench.runners.devices import DTYPES, to_container
-from srbench.runners.errors import UserError, is_user_error, one_line
 from srbench.training import CHECKPOINT_FORMAT, checkpoint_weights, list_checkpoints, load_checkpoint
 
 #: config keys that do not change the trained weights (left out of the default run name and resume check)

@@ -1,13 +1,12 @@
-"""Devices, dtypes, configs and peak memory — shared by the bench, train and perf runners."""
+"""Devices, dtypes and peak memory — shared by the runners and the methods (dependency-free but torch)."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 
-from srbench.runners.errors import UserError
+from srbench.errors import ConfigError
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
@@ -23,7 +22,7 @@ def resolve_device(spec: str | None) -> torch.device:
         return torch.device("cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device={spec} requested but CUDA is not available (use device=auto or device=cpu)")
+        raise ConfigError(f"device={spec} requested but CUDA is not available (use device=auto or device=cpu)")
     return device
 
 
@@ -32,17 +31,8 @@ def resolve_dtype(spec: str | None, device: torch.device) -> torch.dtype:
     if spec in (None, "auto"):
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if spec not in DTYPES:
-        raise UserError(f"unknown dtype {spec!r}; use one of fp32, bf16, fp16, auto")
+        raise ConfigError(f"unknown dtype {spec!r}; use one of fp32, bf16, fp16, auto")
     return DTYPES[spec]
-
-
-def to_container(cfg: Any) -> Any:
-    """A resolved plain dict/list from an OmegaConf node (anything else is returned as is)."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
 
 
 # ------------------------------------------------------------------------------ peak memory
