@@ -6,7 +6,7 @@ exact resume, validation and logging. A method owns its losses: ``SRMethod.train
 returns a :class:`Trainer` (``cfg`` is the whole resolved training config, so a trainer can
 read e.g. ``cfg["method"]["stage"]``).
 
-How the runner calls a Trainer, per optimizer step::
+How the runner calls a Trainer, per optimizer step (one optimizer, the default)::
 
     for each of grad_accum micro-batches:
         with autocast(mixed_precision):
@@ -14,17 +14,38 @@ How the runner calls a Trainer, per optimizer step::
         backward(losses["loss"] / grad_accum)             # (with loss scaling for fp16)
     average gradients over processes; clip; optimizer.step(); lr schedule; EMA update
 
+Several optimizers (a GAN discriminator, OSEDiff's fake-score UNet): the trainer names them in
+:meth:`Trainer.optimizer_groups` (``{"generator": [...], "discriminator": [...]}``) and the
+config gives each its optimizer (``optimizers.<name>``: ``_target_``, lr, betas …, and
+``optimizers.<name>.clip`` — see ``conf/train.yaml``). One optimizer step is then, for each
+name of :meth:`Trainer.phases` in order::
+
+    zero this optimizer's gradients
+    for each micro-batch (the same micro-batches for every phase of the step):
+        losses = trainer.training_step(batch, phase=name)   # None: this optimizer skips the step
+        backward(losses["loss"] / grad_accum)
+    average gradients; clip (this optimizer's setting); step this optimizer; its lr schedule
+    then, once per step: EMA update of ema_modules(); log; validate; checkpoint
+
+Gradients a phase leaves on another optimizer's parameters are discarded (each phase starts
+from zeroed gradients of its own parameters); freezing what a phase does not train
+(``requires_grad_(False)`` on a discriminator during the generator phase) is the trainer's
+choice, for speed. A trainer may keep tensors from one phase to the next within a step
+(e.g. the generator's output, detached, for the fake-score phase). Every optimizer, its
+schedule and the loss scaler are checkpointed and restored exactly.
+
 Rules for a Trainer:
 
 * ``training_step`` computes losses only: no ``backward``, no optimizer step, no ``.item()``
-  (the runner averages every returned scalar for logging without a device sync per step).
+  (the runner averages every returned scalar for logging without a device sync per step;
+  with several phases, ``loss`` of phase ``p`` is logged as ``loss/p``).
 * Randomness (noise, timesteps) may come from the global torch/numpy/python RNGs: the runner
   seeds them per process and restores them exactly on resume. Validation never moves them.
 * The runner moves ``modules()`` to the device, sets ``train()``/``eval()``, checkpoints their
   trainable parameters and buffers (frozen parameters come back from the method's own
-  weights when the method is rebuilt), keeps the EMA of their trainable parameters, and
-  averages gradients of ``parameter_groups`` across processes (no DDP wrapper: call your own
-  module objects as usual).
+  weights when the method is rebuilt), keeps the EMA of the trainable parameters of
+  ``ema_modules()`` (default: all of ``modules()``), and averages gradients across processes
+  (no DDP wrapper: call your own module objects as usual).
 """
 
 from __future__ import annotations
@@ -32,7 +53,7 @@ from __future__ import annotations
 import abc
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +88,30 @@ class Trainer(abc.ABC):
         params = [p for m in self.modules().values() for p in m.parameters() if p.requires_grad]
         return [{"params": params, "lr": base_lr}]
 
+    def optimizer_groups(self, base_lrs: Mapping[str, float]) -> dict[str, list[dict[str, Any]]]:
+        """Parameter groups per optimizer name; default one optimizer, ``main``, of :meth:`parameter_groups`.
+
+        ``base_lrs`` holds each configured optimizer's lr by name. Override (together with
+        ``optimizers.<name>`` in the config) for several optimizers; every name returned must
+        have a config and vice versa.
+        """
+        return {"main": self.parameter_groups(base_lrs["main"])}
+
+    def phases(self) -> Sequence[str]:
+        """The optimizer names in the order they are stepped within one training step."""
+        return ("main",)
+
+    def ema_modules(self) -> Mapping[str, nn.Module]:
+        """The modules whose trainable parameters have an EMA (default: all of :meth:`modules`)."""
+        return self.modules()
+
     @abc.abstractmethod
-    def training_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """Compute the losses of one batch; the runner back-propagates ``out["loss"]``.
+    def training_step(self, batch: Mapping[str, Any], phase: str = "main") -> dict[str, torch.Tensor] | None:
+        """Compute the losses of one batch for optimizer ``phase``; the runner back-propagates ``out["loss"]``.
 
         Every other entry (scalar tensors) is logged as an average over the logging interval.
+        Return ``None`` when this optimizer does not step now (e.g. a discriminator before its
+        start step); its gradients stay zero and its schedule still advances.
         """
 
     @abc.abstractmethod
