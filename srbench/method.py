@@ -91,6 +91,14 @@ class SRMethod(abc.ABC):
         """
         return None
 
+    def per_image_notes(self) -> Sequence[Mapping[str, Any]] | None:
+        """Per-image facts of the last ``upscale`` call for its results rows, or ``None``.
+
+        One small mapping per image (e.g. ``{"precision": "bf16", "retried": "fp16 gave NaN"}``
+        from the fp16 → bf16 → fp32 guard); the runner stores it in the row's ``notes`` column.
+        """
+        return None
+
     def trainer(self, cfg: Mapping[str, Any]) -> Any:
         """Return a Trainer (``training_step(batch) -> dict of losses``) for trainable methods."""
         raise NotImplementedError(f"method {self.name!r} cannot be trained in srbench")
