@@ -38,7 +38,7 @@ Rules for a Trainer:
 
 * ``training_step`` computes losses only: no ``backward``, no optimizer step, no ``.item()``
   (the runner averages every returned scalar for logging without a device sync per step;
-  with several phases, ``loss`` of phase ``p`` is logged as ``loss/p``).
+  with several phases, entry ``k`` of phase ``p`` is logged as ``k/p``, e.g. ``loss/discriminator``).
 * Randomness (noise, timesteps) may come from the global torch/numpy/python RNGs: the runner
   seeds them per process and restores them exactly on resume. Validation never moves them.
 * The runner moves ``modules()`` to the device, sets ``train()``/``eval()``, checkpoints their
@@ -63,7 +63,10 @@ from torch import nn
 from srbench.errors import CheckpointError
 
 #: format tag of checkpoints written by ``srbench-train`` (read by methods to start from them)
-CHECKPOINT_FORMAT = "srbench-train-checkpoint/1"
+CHECKPOINT_FORMAT = "srbench-train-checkpoint/2"
+#: formats this version reads (/1: one optimizer, keys ``optimizer`` / ``scheduler``; /2: ``optimizers`` /
+#: ``schedulers`` by name)
+CHECKPOINT_FORMATS = ("srbench-train-checkpoint/1", CHECKPOINT_FORMAT)
 _CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -158,7 +161,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     # weights_only unpickling: a checkpoint is data, never code (RNG states are numpy arrays);
     # an unreadable file raises WeightsFormatError, a CheckpointError
     ckpt, _ = read_weights_only(path, hash_file=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in CHECKPOINT_FORMATS:
         raise CheckpointError(f"{path} is not a srbench-train checkpoint (format {CHECKPOINT_FORMAT})")
     ckpt["path"] = str(path)
     return ckpt

@@ -19,14 +19,9 @@ import pytest
 import torch
 
 from srbench.errors import UserError
-from srbench.runners.train import (
-    compose_config,
-    list_checkpoints,
-    load_checkpoint,
-    lr_factor,
-    resolve_trainable,
-    train,
-)
+from srbench.runners.fit.schedule import lr_factor
+from srbench.runners.train import compose_config, resolve_trainable, train
+from srbench.training import list_checkpoints, load_checkpoint
 
 TOY_PLUGIN = '''
 """A trainable SR method from a third-party package (srbench tests)."""
@@ -104,6 +99,77 @@ class ToyTrainer(Trainer):
         return self.method
 
 
+class Critic(nn.Module):
+    """A patch discriminator: 3 → 8 → 1 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+
+
+class ToyGAN(Toy):
+    """Two optimizers: generator (L1 + adversarial) and discriminator (hinge), as InvSR/OSEDiff train."""
+
+    name = "toygan"
+
+    @classmethod
+    def from_config(cls, cfg, device, dtype):
+        method = super().from_config(cfg, device, dtype)
+        method.critic = Critic().to(device=device, dtype=dtype)
+        method.d_start = int(cfg.get("d_start", 0))
+        return method
+
+    def trainer(self, cfg):
+        return ToyGANTrainer(self)
+
+
+class ToyGANTrainer(Trainer):
+    def __init__(self, method):
+        self.method, self.calls = method, 0  # calls: trainer state (checkpointed)
+
+    def modules(self):
+        return {"net": self.method.net, "critic": self.method.critic}
+
+    def ema_modules(self):
+        return {"net": self.method.net}
+
+    def optimizer_groups(self, base_lrs):
+        return {"generator": [{"params": list(self.method.net.parameters()), "lr": base_lrs["generator"]}],
+                "discriminator": [{"params": list(self.method.critic.parameters()), "lr": base_lrs["discriminator"]}]}
+
+    def phases(self):
+        return ("generator", "discriminator")
+
+    def training_step(self, batch, phase="main"):
+        lr = batch["lr"] + self.method.noise * torch.randn_like(batch["lr"])  # global RNG: resume restores it
+        if phase == "generator":
+            self.calls += 1
+            self.method.critic.requires_grad_(False)
+            self.sr = self.method.net(lr, batch["scale"])
+            l1 = (self.sr.float() - batch["hr"]).abs().mean()
+            adv = -self.method.critic(self.sr).mean()
+            self.method.critic.requires_grad_(True)
+            return {"loss": l1 + 0.01 * adv, "l1": l1.detach(), "adv": adv.detach()}
+        if self.calls <= self.method.d_start:
+            return None  # the discriminator starts later (InvSR's warm-up)
+        real, fake = self.method.critic(batch["hr"]), self.method.critic(self.sr.detach())
+        hinge = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        return {"loss": hinge}
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = int(state["calls"])
+
+    def eval_method(self):
+        return self.method
+
+
 class Untrainable(SRMethod):
     name = "untrainable"
 
@@ -125,7 +191,7 @@ def plugin_dir(tmp_path_factory) -> Path:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.0\n")
     (info / "entry_points.txt").write_text(
-        "[srbench.methods]\ntoy = toy_plugin:Toy\nuntrainable = toy_plugin:Untrainable\n")
+        "[srbench.methods]\ntoy = toy_plugin:Toy\ntoygan = toy_plugin:ToyGAN\nuntrainable = toy_plugin:Untrainable\n")
     return root
 
 
@@ -166,8 +232,19 @@ def _overrides(photos: Path, results: Path, run: str, **kw) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
-def _final(results: Path, run: str) -> dict:
-    return load_checkpoint(results / "train" / "toy" / run)
+def _final(results: Path, run: str, method: str = "toy") -> dict:
+    return load_checkpoint(results / "train" / method / run)
+
+
+#: the two optimizers of ToyGAN, as a method's experiment preset would give them
+GAN_OPTIMIZERS = ("{generator:{_target_:torch.optim.AdamW,lr:0.002,weight_decay:0.01},"
+                  "discriminator:{_target_:torch.optim.Adam,lr:0.001,betas:[0.5,0.999],clip:{mode:norm,value:1.0}}}")
+
+
+def _gan_overrides(photos: Path, results: Path, run: str, **kw) -> list[str]:
+    return _overrides(photos, results, run, method="toygan", optimizers=GAN_OPTIMIZERS, **{
+        "+method.d_start": 3, "+method.noise": 0.05, "ema.enabled": "true", "ema.n": 4,
+        "schedule.warmup_steps": 4, **kw})
 
 
 def _assert_states_equal(a: dict, b: dict) -> None:
@@ -178,10 +255,12 @@ def _assert_states_equal(a: dict, b: dict) -> None:
     if a["ema"] is not None:
         for k, v in a["ema"]["shadow"].items():
             assert torch.equal(v, b["ema"]["shadow"][k]), f"EMA {k} differs"
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        for k in sa:
-            assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])), f"Adam {k} differs"
-    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    assert set(a["optimizers"]) == set(b["optimizers"])
+    for name in a["optimizers"]:
+        for sa, sb in zip(a["optimizers"][name]["state"].values(), b["optimizers"][name]["state"].values()):
+            for k in sa:
+                assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])), f"{name} Adam {k} differs"
+        assert a["schedulers"][name]["last_epoch"] == b["schedulers"][name]["last_epoch"]
 
 
 # ----------------------------------------------------------------------------- learning
@@ -213,16 +292,21 @@ def test_stop_and_resume_equals_uninterrupted_run_bitwise(photos, tmp_path, work
     _assert_states_equal(_final(tmp_path, "straight"), _final(tmp_path, "resumed"))
 
 
-def test_killed_process_resumes_bitwise(photos, plugin_dir, tmp_path):
+@pytest.mark.parametrize("method", ["toy", "toygan"])
+def test_killed_process_resumes_bitwise(photos, plugin_dir, tmp_path, method):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    common = {"+method.noise": 0.05, "ema.enabled": "true", "ema.n": 4, "checkpoint_every": 3,
-              "logger": "csv", "schedule.warmup_steps": 5}
+    common = {"checkpoint_every": 3, "logger": "csv"}
+    if method == "toy":
+        common.update({"+method.noise": 0.05, "ema.enabled": "true", "ema.n": 4, "schedule.warmup_steps": 5})
+        overrides = _overrides
+    else:  # two optimizers, a skipped discriminator phase, trainer state
+        overrides = _gan_overrides
     killed = subprocess.Popen(
         [sys.executable, "-m", "srbench.runners.train",
-         *_overrides(photos, tmp_path, "killed", max_steps=100000, **common)],
+         *overrides(photos, tmp_path, "killed", max_steps=100000, **common)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ckpt_dir = tmp_path / "train" / "toy" / "killed" / "checkpoints"
+    ckpt_dir = tmp_path / "train" / method / "killed" / "checkpoints"
     deadline = time.time() + 240
     while not list_checkpoints(ckpt_dir):
         if killed.poll() is not None:
@@ -240,20 +324,70 @@ def test_killed_process_resumes_bitwise(photos, plugin_dir, tmp_path):
 
     script = Path(sys.executable).with_name("srbench-train")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "srbench.runners.train"]
-    resumed = subprocess.run(cmd + _overrides(photos, tmp_path, "killed", max_steps=24, **common), env=env,
+    resumed = subprocess.run(cmd + overrides(photos, tmp_path, "killed", max_steps=24, **common), env=env,
                              capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {ckpt_dir / f'step_{killed_at:08d}.pt'}" in resumed.stderr
 
-    train(compose_config(_overrides(photos, tmp_path, "reference", max_steps=24, **common)))
-    _assert_states_equal(_final(tmp_path, "reference"), _final(tmp_path, "killed"))
+    train(compose_config(overrides(photos, tmp_path, "reference", max_steps=24, **common)))
+    _assert_states_equal(_final(tmp_path, "reference", method), _final(tmp_path, "killed", method))
     # the CSV log has each step exactly once, although the killed run logged past its checkpoint
     import pandas as pd
 
-    log = pd.read_csv(tmp_path / "train" / "toy" / "killed" / "log.csv")
+    log = pd.read_csv(tmp_path / "train" / method / "killed" / "log.csv")
     assert log["step"].tolist() == list(range(1, 25))
-    ref_log = pd.read_csv(tmp_path / "train" / "toy" / "reference" / "log.csv")
-    np.testing.assert_array_equal(log["loss"].to_numpy(), ref_log["loss"].to_numpy())
+    ref_log = pd.read_csv(tmp_path / "train" / method / "reference" / "log.csv")
+    loss = "loss" if method == "toy" else "loss/generator"
+    np.testing.assert_array_equal(log[loss].to_numpy(), ref_log[loss].to_numpy())
+
+
+# ----------------------------------------------------------------------------- several optimizers
+def test_two_optimizers_generator_loss_falls_and_each_steps_its_own_parameters(photos, tmp_path):
+    result = train(compose_config(_gan_overrides(photos, tmp_path, "gan", max_steps=100, checkpoint_every=100,
+                                                 **{"+method.noise": 0.0})))
+    rows = result.history
+    l1 = np.array([r["l1/generator"] for r in rows])
+    first, last = l1[:10].mean(), l1[-10:].mean()
+    print(f"\ntoy GAN L1: first-10 mean {first:.5f}, last-10 mean {last:.5f}; hinge at steps 4/100: "
+          f"{rows[3]['loss/discriminator']:.4f} / {rows[-1]['loss/discriminator']:.4f}")
+    assert last < 0.7 * first
+    # the discriminator is skipped (None) for its first 3 steps and logged from step 4 on
+    assert "loss/discriminator" not in rows[2] and "loss/discriminator" in rows[3]
+    assert all(math.isfinite(r["loss/generator"]) and "grad_norm/discriminator" in r for r in rows[3:])
+    # each optimizer has its own schedule and lr: both warm up from their own initial lr
+    assert rows[0]["lr/generator"] == pytest.approx(0.002 / 4) and rows[0]["lr/discriminator"] == pytest.approx(0.001 / 4)
+    ckpt = _final(tmp_path, "gan", "toygan")
+    assert set(ckpt["optimizers"]) == set(ckpt["schedulers"]) == {"generator", "discriminator"}
+    assert ckpt["optimizers"]["generator"]["param_groups"][0]["weight_decay"] == 0.01  # AdamW as configured
+    assert ckpt["optimizers"]["discriminator"]["param_groups"][0]["betas"] == (0.5, 0.999)
+    # Adam state only for the optimizer's own parameters: 4 tensors each (2 convs × weight, bias)
+    assert len(ckpt["optimizers"]["generator"]["state"]) == len(ckpt["optimizers"]["discriminator"]["state"]) == 4
+    assert ckpt["trainer"] == {"calls": 100}
+    assert all(k.startswith("net.") for k in ckpt["ema"]["shadow"])  # EMA of ema_modules() only
+
+
+def test_two_optimizers_stop_and_resume_equals_uninterrupted_run_bitwise(photos, tmp_path):
+    kw = {"grad_accum": 2, "batch_size": 2}
+    train(compose_config(_gan_overrides(photos, tmp_path, "straight", max_steps=12, **kw)))
+    first = train(compose_config(_gan_overrides(photos, tmp_path, "resumed", max_steps=5, checkpoint_every=5, **kw)))
+    assert first.step == 5
+    second = train(compose_config(_gan_overrides(photos, tmp_path, "resumed", max_steps=12, **kw)))
+    assert second.resumed_from is not None and second.resumed_from.endswith("step_00000005.pt")
+    a, b = _final(tmp_path, "straight", "toygan"), _final(tmp_path, "resumed", "toygan")
+    _assert_states_equal(a, b)
+    assert a["trainer"] == b["trainer"] == {"calls": 24}  # two micro-batches per step
+
+
+def test_several_optimizers_config_errors_are_one_line(photos, tmp_path):
+    with pytest.raises(UserError, match=r"steps the optimizers generator, discriminator: set optimizers.<name> .*"
+                                        r"missing: generator, discriminator"):
+        train(compose_config(_overrides(photos, tmp_path, "g1", max_steps=1, method="toygan")))
+    with pytest.raises(UserError, match=r"optimizers.extra set, but method 'toy' trains with one optimizer"):
+        train(compose_config(_overrides(photos, tmp_path, "g2", max_steps=1,
+                                        optimizers="{extra:{_target_:torch.optim.SGD,lr:0.1}}")))
+    with pytest.raises(UserError, match=r"optimizers.discriminator.clip.mode must be one of none, value, norm"):
+        train(compose_config(_gan_overrides(photos, tmp_path, "g3", max_steps=1, **{
+            "optimizers.discriminator.clip.mode": "sometimes"})))
 
 
 # ----------------------------------------------------------------------------- loop semantics
@@ -266,7 +400,7 @@ def test_lr_schedule_warmup_step_decay_and_second_group(photos, tmp_path):
     expected = [0.01 * min(k + 1, 4) / 4 * 0.5 ** sum(1 for m in (1, 2) if m <= k // steps_per_epoch)
                 for k in range(30)]
     np.testing.assert_allclose([r["lr"] for r in result.history], expected, rtol=1e-12)
-    groups = _final(tmp_path, "sched")["optimizer"]["param_groups"]
+    groups = _final(tmp_path, "sched")["optimizers"]["main"]["param_groups"]
     factor = lr_factor(30, warmup_steps=4, milestones=[steps_per_epoch, 2 * steps_per_epoch], gamma=0.5)
     assert groups[0]["lr"] == pytest.approx(0.01 * factor) and groups[1]["lr"] == pytest.approx(0.001 * factor)
 

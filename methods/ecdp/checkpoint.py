@@ -67,7 +67,7 @@ def select_state_dict(
     A bare state dict (all values tensors) is returned as is; a ``srbench-train`` checkpoint
     gives its ``modules[module]`` with the EMA shadow laid over it. Returns (state dict, source).
     """
-    if obj.get("format") == training.CHECKPOINT_FORMAT:
+    if obj.get("format") in training.CHECKPOINT_FORMATS:
         if module not in obj.get("modules", {}):
             raise CheckpointError(
                 f"{where} is a srbench-train checkpoint without module {module!r} "
