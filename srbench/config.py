@@ -2,7 +2,7 @@
 
 A method (or runner) declares what it reads as a dataclass; :func:`typed` builds it from the
 Hydra/OmegaConf node or plain mapping. OmegaConf's structured configs check the types and
-reject unknown keys; :func:`bounded` fields carry their allowed range, checked right after::
+reject unknown keys; :func:`bounded` fields (and :func:`within` metadata) carry their allowed range, checked right after::
 
     @dataclass
     class SamplerConfig:
@@ -67,14 +67,17 @@ class Range:
         return None
 
 
-def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None,
-            default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with an allowed range (numbers, or each element of a list) or a set of choices."""
-    check = Range(ge, gt, le, lt, tuple(choices) if choices is not None else None)
-    if default_factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=default_factory, metadata={_CHECK: check})
-    return dataclasses.field(default=default, metadata={_CHECK: check})
+def within(*, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+           choices: Sequence[Any] | None = None) -> dict[str, Range]:
+    """Field metadata with an allowed range (numbers, or each element of a list) or a set of choices,
+    for fields that need ``dataclasses.field`` itself: ``field(default_factory=list, metadata=within(ge=0))``."""
+    return {_CHECK: Range(ge, gt, le, lt, tuple(choices) if choices is not None else None)}
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, choices: Sequence[Any] | None = None) -> Any:
+    """A dataclass field with a default and an allowed range or set of choices (see :func:`within`)."""
+    return dataclasses.field(default=default, metadata=within(ge=ge, gt=gt, le=le, lt=lt, choices=choices))
 
 
 def check_ranges(obj: Any, where: str) -> None:

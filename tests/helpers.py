@@ -94,8 +94,10 @@ def bench_config(overrides: list[str]) -> Iterator[dict]:
 
     from srbench.data.base import dataset_registry
     from srbench.method import method_entries
-    from srbench.runners.hydra_setup import CONF_DIR, prepare_hydra
+    from srbench.runners.bench import without_all
+    from srbench.runners.compose import CONF_DIR, prepare_hydra
 
+    overrides = without_all(overrides)
     prepare_hydra(overrides, groups={"method": method_entries, "dataset": dataset_registry})
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="bench", overrides=overrides)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from srbench.data import base
 from srbench.data.benchmarks import BUILTIN
 from srbench.data.prepare import prepare
-from srbench.runners.hydra_setup import CONF_DIR
+from srbench.runners.compose import CONF_DIR
 
 
 def _cls(target: str):

@@ -161,9 +161,15 @@ def test_jpeg_read_without_exif_rotation(tmp_path: Path) -> None:
     exif[0x0112] = 6  # "rotate 90° CW to display"
     Image.fromarray(pixels).save(tmp_path / "a.jpg", quality=95, exif=exif)
     stored = np.asarray(Image.open(tmp_path / "a.jpg"))  # Pillow decodes without rotating
-    img = read_image(tmp_path / "a.jpg")
-    assert img.tensor.shape == (3, 10, 30)  # not transposed
+    # read as stored, and said once: a viewer shows this image rotated (regression: it was silent)
+    with pytest.warns(UserWarning, match=r"a.jpg: EXIF orientation 6 \(rotated 90° clockwise\) is not applied"):
+        img = read_image(tmp_path / "a.jpg")
+    assert img.tensor.shape == (3, 10, 30) and img.orientation == 6  # not transposed
     assert np.array_equal(np.round(as_hwc(img.tensor) * 255).astype(np.uint8), stored)
+    Image.fromarray(pixels).save(tmp_path / "b.jpg", quality=95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no tag, no warning
+        assert read_image(tmp_path / "b.jpg").orientation == 1
 
 
 def test_cmyk_jpeg_converted_by_pillow(tmp_path: Path) -> None:

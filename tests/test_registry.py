@@ -80,7 +80,7 @@ def test_plugin_method_runs_through_bench(toy_plugin, tmp_path):
 
 
 def test_method_config_options_resolve_to_their_registered_method():
-    from srbench.runners.hydra_setup import method_name_of
+    from srbench.runners.compose import method_name_of
 
     assert method_name_of("bicubic") == "bicubic"
     assert method_name_of("ecdp_tiny") == "ecdp"  # inherits name: from ecdp.yaml through its defaults

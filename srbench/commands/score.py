@@ -11,18 +11,16 @@ every pair afresh and replaces the output files at the end (nothing to resume, n
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import sys
 import time
 from pathlib import Path
 
-from srbench.errors import UserError, is_user_error, one_line
-from srbench.fsutil import atomic_write_json, atomic_write_text
-from srbench.results.provenance import device_info, git_state, library_versions
+from srbench.errors import UserError, one_line, report
+from srbench.results import leaderboard as lb
+from srbench.results.records import build_summary, per_image_columns, score_manifest, write_score_record
 from srbench.results.store import STATUS_OK
-from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
+from srbench.runners.scoring import score_batch
 
 
 def pair_files(sr_dir: Path, hr_dir: Path, sr_suffix: str = "") -> list[tuple[str, Path, Path]]:
@@ -47,22 +45,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("hr_dir", type=Path)
     parser.add_argument("--profile", default="standard",
                         help="standard | matlab | pyiqa-ycbcr | piq-rgb | basicsr-rgb (default: standard)")
-    parser.add_argument("--scale", type=float, default=None, help="SR scale (crop border; inferred from --lr-dir)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="SR scale: the crop border of the profiles that crop by it (standard, matlab); "
+                             "inferred from --lr-dir")
     parser.add_argument("--lr-dir", type=Path, default=None, help="LR images: adds LR-PSNR (MATLAB-bicubic operator)")
     parser.add_argument("--sr-suffix", default="", help="suffix of SR file stems, e.g. _out")
     parser.add_argument("--modcrop-hr", action="store_true", help="crop HR to the SR size when larger by < scale")
     parser.add_argument("--lpips", default="alex", help="comma list of LPIPS nets (alex,vgg) or 'none'")
     parser.add_argument("--lpips-weights", default=None, help="directory with the torchvision backbone file")
+    parser.add_argument("--max-image-pixels", type=int, default=None,
+                        help="largest image read (width × height; 0: no limit; default: Pillow's 179 MP)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None,
                         help="output dir (default results/score/<sr_dir name>-<profile>-<hash of the inputs>)")
     args = parser.parse_args(argv)
     try:
         out = score_folders(args)
-    except Exception as exc:
-        if not is_user_error(exc):
-            raise
-        print(f"srbench score: error: {one_line(exc)}", file=sys.stderr)
+    except UserError as exc:
+        report("srbench score", exc)
         return 2
     print(f"wrote {out}")
     return 0
@@ -74,16 +74,32 @@ def default_out_dir(args: argparse.Namespace) -> Path:
     return Path("results") / "score" / f"{args.sr_dir.resolve().name}-{args.profile}-{digest}"
 
 
+def _mismatch(sr_path: Path, sr_shape: tuple, hr_path: Path, hr_shape: tuple, hint_modcrop: bool,
+              transposed_exif: bool) -> str:
+    hint = ""
+    if hint_modcrop:
+        hint = " (HR is not modcropped to scale × LR: try --modcrop-hr)"
+    elif transposed_exif:
+        hint = (" (the sizes are transposed and one file has an EXIF orientation tag: srbench reads pixels as "
+                "stored, not rotated; save both the same way)")
+    return f"{sr_path.name} {sr_shape} vs {hr_path.name} {hr_shape}{hint}"
+
+
 def score_folders(args: argparse.Namespace) -> Path:
-    from srbench.data.io import read_image
+    from srbench.data.io import read_image, set_max_image_pixels
     from srbench.data.paired import MatlabBicubicLR
+    from srbench.data.sources import signature
     from srbench.devices import resolve_device
-    from srbench.metrics import build_metrics
-    from srbench.metrics.stats import summarize
+    from srbench.metrics import build_metrics, get_profile
 
     for d in (args.sr_dir, args.hr_dir, args.lr_dir):
         if d is not None and not d.is_dir():
             raise UserError(f"{d} is not a directory")
+    if args.max_image_pixels is not None:
+        if args.max_image_pixels < 0:
+            raise UserError(f"--max-image-pixels must be ≥ 0 (0: no limit), got {args.max_image_pixels}")
+        set_max_image_pixels(args.max_image_pixels)
+    profile = get_profile(args.profile)
     pairs = pair_files(args.sr_dir, args.hr_dir, args.sr_suffix)
     lr_files = {k: lr for k, lr, _ in pair_files(args.lr_dir, args.hr_dir)} if args.lr_dir else {}
     device = resolve_device(args.device)
@@ -96,63 +112,55 @@ def score_folders(args: argparse.Namespace) -> Path:
     rows, mismatched, modcropped, scales = [], [], [], set()
     started = time.time()
     for name, sr_path, hr_path in pairs:
-        hr_img = read_image(hr_path)
-        sr, hr = read_image(sr_path).tensor, hr_img.tensor
+        hr_img, sr_img = read_image(hr_path), read_image(sr_path)
+        sr, hr = sr_img.tensor, hr_img.tensor
         lr = read_image(lr_files[name]).tensor if name in lr_files else None
         scale = args.scale or (sr.shape[-1] / lr.shape[-1] if lr is not None else None)
-        if scale is None:
-            raise UserError("give --scale (or --lr-dir to infer it): the standard profile crops a border of `scale`")
-        scales.add(scale)
+        if scale is None and profile.crop == "scale":
+            raise UserError(f"give --scale (or --lr-dir to infer it): the {profile.name} profile crops a border of "
+                            "`scale` pixels (profiles pyiqa-ycbcr, piq-rgb and basicsr-rgb crop nothing)")
+        if scale is not None:
+            scales.add(scale)
         if sr.shape != hr.shape:
             dh, dw = hr.shape[-2] - sr.shape[-2], hr.shape[-1] - sr.shape[-1]
-            off_by_modcrop = 0 <= dh < scale and 0 <= dw < scale
+            off_by_modcrop = scale is not None and 0 <= dh < scale and 0 <= dw < scale
             if args.modcrop_hr and off_by_modcrop:
                 hr = hr[..., : sr.shape[-2], : sr.shape[-1]]
                 modcropped.append(name)
             else:
-                hint = " (HR is not modcropped to scale × LR: try --modcrop-hr)" if off_by_modcrop else ""
-                mismatched.append(f"{sr_path.name} {tuple(sr.shape[-2:])} vs {hr_path.name} "
-                                  f"{tuple(hr.shape[-2:])}{hint}")
+                transposed = tuple(sr.shape[-2:]) == tuple(hr.shape[-2:])[::-1] and \
+                    (sr_img.orientation not in (0, 1) or hr_img.orientation not in (0, 1))
+                mismatched.append(_mismatch(sr_path, tuple(sr.shape[-2:]), hr_path, tuple(hr.shape[-2:]),
+                                            off_by_modcrop, transposed))
                 continue
         degrade = MatlabBicubicLR(int(scale)).operator if lr is not None else None
-        values = score_batch(suite, sr[None].to(device), hr[None].to(device),
-                             None if lr is None else lr[None].to(device), scale=scale, degrade=degrade,
-                             gray=[hr_img.was_gray], names=[name])
+        try:
+            values = score_batch(suite, sr[None].to(device), hr[None].to(device),
+                                 None if lr is None else lr[None].to(device), scale=scale, degrade=degrade,
+                                 gray=[hr_img.was_gray], names=[name])
+        except UserError as exc:
+            where = f"×{scale:g}" if scale is not None else f"profile {profile.name}"
+            raise UserError(f"{sr_path} / {hr_path} ({where}): {one_line(exc)}") from None
+        stat, sha = signature([sr_path, hr_path])
         rows.append({"image": name, "seed": "", "status": STATUS_OK, "error": "", "profile": args.profile,
-                     **{c: v[0] for c, v in values.items() if c in columns}})
+                     "source_stat": stat, "source_sha256": sha, **{c: v[0] for c, v in values.items() if c in columns}})
     if mismatched:
         raise UserError(f"size mismatch in {len(mismatched)} pair(s): {'; '.join(mismatched[:10])}")
 
     out = args.out or default_out_dir(args)
-    scale_out = next(iter(scales)) if len(scales) == 1 else sorted(scales)
-    summary = {"sr_dir": str(args.sr_dir), "hr_dir": str(args.hr_dir), "profile": args.profile,
-               "status": "complete", "n_total": len(pairs), "scale": scale_out,
-               **summarize_rows(rows, columns, summarize),
-               "metric_ids": {c: suite.ids_for(min(scales)).get(c, c) for c in columns},
-               "missing_metrics": suite.missing, "hr_modcropped": modcropped, "wall_time_s": time.time() - started}
-    _write_rows(out / "per_image.csv", per_image_columns(columns, timing=False), rows)
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_json(out / "manifest.json", {"command": sys.argv, "git": git_state(), "args": vars(args),
-                                              "libraries": library_versions(), "device": device_info(device)})
-    _print_summary(summary, columns)
+    scale_out = (next(iter(scales)) if len(scales) == 1 else sorted(scales)) if scales else None
+    ids_scale = min(scales) if scales else None
+    header = {"sr_dir": str(args.sr_dir), "hr_dir": str(args.hr_dir), "method": str(args.sr_dir.name),
+              "profile": args.profile, "scale": scale_out,
+              "metric_ids": {c: suite.ids_for(ids_scale).get(c, c) for c in columns},
+              "missing_metrics": suite.missing, "hr_modcropped": modcropped}
+    summary = build_summary(rows, columns, names=[n for n, _, _ in pairs], status="complete", header=header,
+                            started=started)
+    write_score_record(out, per_image_columns(columns, timing=False), rows, summary,
+                       score_manifest(vars(args), device, {**suite.describe(), "ids": header["metric_ids"]}))
+    print(f"{summary['n_images']} images ({summary['profile']})")
+    print(lb.console(lb.frame([summary])))
     return out
-
-
-def _write_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns)
-    w.writeheader()
-    w.writerows({c: (repr(r[c]) if isinstance(r.get(c), float) else r.get(c, "")) for c in columns} for r in rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def _print_summary(summary: dict, columns: list[str]) -> None:
-    parts = []
-    for c in columns:
-        m = summary["metrics"].get(c)
-        if m:
-            parts.append(f"{c}={m['mean']:.4f} [{m['ci95_low']:.4f}, {m['ci95_high']:.4f}]")
-    print(f"{summary['n_images']} images ({summary['profile']}): " + "  ".join(parts))
 
 
 if __name__ == "__main__":  # pragma: no cover

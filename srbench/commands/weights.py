@@ -19,28 +19,15 @@ from typing import Any
 
 from srbench import method as method_registry
 from srbench import weights as W
-from srbench.paths import CONF_DIR as _CONF_ROOT
-
-CONF_DIR = _CONF_ROOT / "method"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join((str(exc).strip() or type(exc).__name__).split())
+from srbench.errors import one_line
 
 
 def method_config(name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The method's config group file (``conf/method/<name>.yaml``) with ``key=value`` overrides."""
-    from omegaconf import OmegaConf
+    """The config ``method=<name>`` runs with (:func:`srbench.runners.compose.method_config`), with
+    ``key=value`` overrides of the method node (``--set variant=fp16``)."""
+    from srbench.runners.compose import method_config as compose_method
 
-    path = CONF_DIR / f"{name}.yaml"
-    cfg = OmegaConf.load(path) if path.is_file() else OmegaConf.create({"name": name})
-    if "defaults" in cfg:
-        del cfg["defaults"]
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except Exception:  # noqa: BLE001 - interpolations needing Hydra's runtime stay unresolved
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+    return compose_method(name, [f"++method.{o}" for o in overrides])
 
 
 def _requirements(
@@ -60,7 +47,7 @@ def _requirements(
             cls = entries[name].load()
             files = W.required_for(cls, cfg)
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
-            out.append((name, cfg, f"cannot load method: {_one_line(exc)}"))
+            out.append((name, cfg, f"cannot load method: {one_line(exc)}"))
             continue
         out.append((name, cfg, files))
     return out

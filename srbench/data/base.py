@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata as importlib_metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -94,6 +95,11 @@ class SRDataset(torch.utils.data.Dataset):
     @property
     def has_hr(self) -> bool:
         return True
+
+    def source_files(self, index: int) -> list[Path]:
+        """The files image ``index`` is read from (HR, given LR); a resumed run rescores it when they
+        change. Empty for images that are not files (``samples``)."""
+        return []
 
     def degrade(self, hr: torch.Tensor) -> torch.Tensor | None:
         """Re-apply the operator that made the LR to a B×C×H×W batch in [0, 1] (for LR-PSNR).

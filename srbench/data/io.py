@@ -8,7 +8,10 @@ Conventions (``protocols.md`` §7.4):
   work on Y can still use the single channel.
 * Alpha is dropped with a warning and never composited onto a background; ``strict_alpha``
   refuses such files instead.
-* No EXIF auto-rotation: pixels are used in stored order, as every SR benchmark does.
+* No EXIF auto-rotation: pixels are used in stored order, as every SR benchmark does; a file
+  whose EXIF orientation tag asks viewers to rotate it is read as stored, with one warning.
+* Images above :func:`max_image_pixels` (Pillow's decompression-bomb limit by default) are
+  refused in one line naming their size and the setting that allows them.
 * A file that cannot be decoded completely raises :class:`ImageReadError` (truncated files are
   never padded with grey, whatever ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` says elsewhere).
 
@@ -38,9 +41,11 @@ __all__ = [
     "ImageReadError",
     "LoadedImage",
     "list_images",
+    "max_image_pixels",
     "modcrop",
     "quantize",
     "read_image",
+    "set_max_image_pixels",
     "to_uint8",
     "write_image",
 ]
@@ -65,6 +70,7 @@ class LoadedImage:
         was_gray: the file had one colour channel (L, I;16, LA, 1-bit).
         had_alpha: the file had an alpha channel (RGBA, LA, PA, palette transparency), dropped.
         path: the file read.
+        orientation: the EXIF orientation tag (1: as stored; 2–8: viewers flip/rotate it), not applied.
     """
 
     tensor: torch.Tensor
@@ -72,6 +78,43 @@ class LoadedImage:
     was_gray: bool
     had_alpha: bool
     path: Path
+    orientation: int = 1
+
+
+#: Pillow raises DecompressionBombError above twice its MAX_IMAGE_PIXELS; srbench keeps that
+#: default and checks it itself, so the error can say how to allow the image.
+_DEFAULT_PIXEL_LIMIT = 2 * int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+_pixel_limit: int | None = _DEFAULT_PIXEL_LIMIT
+
+#: EXIF orientation values → what a viewer does with the stored pixels
+_ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped vertically", 5: "mirrored and rotated 90°",
+                 6: "rotated 90° clockwise", 7: "mirrored and rotated 270°", 8: "rotated 90° counter-clockwise"}
+
+
+def set_max_image_pixels(limit: int | None) -> None:
+    """Largest image (width × height) read: ``None`` → Pillow's default limit, ``0`` → no limit."""
+    global _pixel_limit
+    _pixel_limit = _DEFAULT_PIXEL_LIMIT if limit is None else (None if int(limit) == 0 else int(limit))
+
+
+def max_image_pixels() -> int | None:
+    return _pixel_limit
+
+
+def _check_size(im: Image.Image, path: Path) -> None:
+    w, h = im.size
+    if _pixel_limit is not None and w * h > _pixel_limit:
+        raise ImageReadError(
+            f"{path} is {w}×{h} = {w * h / 1e6:.1f} megapixels, above the limit of {_pixel_limit / 1e6:.1f} MP "
+            f"(a guard against decompression bombs); allow it with max_image_pixels={w * h} "
+            "(srbench-bench / srbench-train) or --max-image-pixels (srbench score); 0 means no limit")
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not a reason to refuse the pixels
+        return 1
 
 
 @contextlib.contextmanager
@@ -84,6 +127,17 @@ def _refuse_truncated() -> Iterator[None]:
         yield
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+@contextlib.contextmanager
+def _own_size_check() -> Iterator[None]:
+    # Pillow's own limit would raise (or warn) inside Image.open, before _check_size can name the setting
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _one_line(err: BaseException) -> str:
@@ -192,14 +246,19 @@ def read_image(path: str | os.PathLike, *, strict_alpha: bool = False) -> Loaded
     """
     path = Path(path)
     try:
-        with _refuse_truncated(), Image.open(path) as im:
-            raw_mode = _raw_mode(im)
+        with _refuse_truncated(), _own_size_check(), Image.open(path) as im:
+            _check_size(im, path)
+            raw_mode = _raw_mode(im)  # before anything else reads the file: getexif() may consume the tile list
             im.load()  # decode everything now, so truncation raises here (also for the OpenCV path)
+            orientation = _orientation(im)
             array, bit_depth, was_gray, had_alpha = _pixels(im, path, raw_mode)
     except ImageReadError:
         raise
     except Exception as err:  # noqa: BLE001 - any decoder failure means the file is unusable
         raise ImageReadError(f"cannot read image {path}: {_one_line(err)}") from None
+    if orientation not in (0, 1):
+        warnings.warn(f"{path}: EXIF orientation {orientation} ({_ORIENTATIONS.get(orientation, 'unknown')}) is "
+                      "not applied: the image is read as stored, not as viewers show it", stacklevel=2)
     if had_alpha:
         if strict_alpha:
             raise ImageReadError(
@@ -211,7 +270,7 @@ def read_image(path: str | os.PathLike, *, strict_alpha: bool = False) -> Loaded
     tensor = torch.from_numpy(array.astype(np.float32) / np.float32(peak)).permute(2, 0, 1)
     if was_gray:
         tensor = tensor.expand(3, -1, -1)
-    return LoadedImage(tensor.contiguous(), bit_depth, was_gray, had_alpha, path)
+    return LoadedImage(tensor.contiguous(), bit_depth, was_gray, had_alpha, path, orientation)
 
 
 def quantize(x: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:

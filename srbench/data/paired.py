@@ -241,6 +241,10 @@ class PairedDataset(SRDataset):
             self.cache = LRCache(root, self.dataset_id, self.cache_key())
 
     # ------------------------------------------------------------ hooks for subclasses
+    def source_files(self, index: int) -> list[Path]:
+        item = self.items[index]
+        return [item.hr_path] + ([item.lr_path] if item.lr_path is not None else [])
+
     def read_source(self, item: PairItem) -> tuple[torch.Tensor, dict[str, Any]]:
         """Read the HR source file → (3×H×W on the 8-bit grid, meta)."""
         img = read_image(item.hr_path)
@@ -280,6 +284,9 @@ class PairedDataset(SRDataset):
             meta["lr_generation"] = "given"
         else:
             h, w = hr.shape[-2:]
+            if min(h, w) < self.scale:
+                raise DatasetError(f"{self.name}: {item.hr_path} is {w}×{h} pixels, smaller than the scale ×{self.scale}: "
+                                   "its LR would be empty (remove the image or use a smaller scale)")
             meta["hr_modcropped"] = bool(h % self.scale or w % self.scale)
             hr = modcrop(hr, self.scale)
             lr, lr_meta = self._generate_lr(item.name, hr)

@@ -19,6 +19,10 @@ from srbench.metrics.color import Rounding, quantize_8bit, rgb_to_y
 Space = Literal["y", "rgb"]
 
 
+class ImageTooSmall(UserError, ValueError):
+    """An image with no pixels left after the metric's border crop."""
+
+
 class ShapeMismatchError(UserError, ValueError):
     """SR and HR (or re-degraded SR and LR) differ in shape; ``str(err)`` is one line."""
 
@@ -65,7 +69,8 @@ def crop_border(x: Tensor, crop: int) -> Tensor:
         raise ValueError(f"crop border must be >= 0, got {crop}")
     h, w = x.shape[-2:]
     if 2 * crop >= min(h, w):
-        raise ValueError(f"image of {h}×{w} pixels is too small for a border crop of {crop}")
+        raise ImageTooSmall(f"image of {w}×{h} pixels is too small for the metric's border crop of {crop} "
+                            "(crop = scale): nothing is left to score")
     return x[..., crop:-crop, crop:-crop]
 
 

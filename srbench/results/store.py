@@ -75,12 +75,15 @@ class PerImageCSV:
         """Rewrite the table (atomically) with only the rows for which ``predicate(row)`` holds."""
         rows = self.rows()
         kept = [r for r in rows if predicate(r)]
-        if len(kept) == len(rows):
-            return
+        if len(kept) != len(rows):
+            self.replace(kept)
+
+    def replace(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Rewrite the whole table with ``rows`` in one atomic step."""
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.columns)
+            w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="raise")
             w.writeheader()
-            w.writerows(kept)
+            w.writerows({c: format_cell(row.get(c)) for c in self.columns} for row in rows)
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
         rows = list(rows)
@@ -89,16 +92,18 @@ class PerImageCSV:
         with open(self.path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="raise")
             for row in rows:
-                w.writerow({c: _fmt(row.get(c)) for c in self.columns})
+                w.writerow({c: format_cell(row.get(c)) for c in self.columns})
             f.flush()
             os.fsync(f.fileno())
 
 
-def _fmt(v: Any) -> Any:
+def format_cell(v: Any) -> Any:
+    """The one CSV cell format of the results store: floats at full precision (``repr``, so
+    ``inf``/``nan`` round-trip through ``float()``), None as empty."""
     if v is None:
         return ""
     if isinstance(v, float):
-        return repr(v)  # full precision; "inf"/"nan" round-trip through float()
+        return repr(v)
     return v
 
 

@@ -5,19 +5,22 @@
     srbench-bench -m method=bicubic,ecdp dataset=set5,set14     # Hydra multirun (+ submitit on Slurm)
     torchrun --nproc_per_node=4 -m srbench.runners.bench method=ecdp dataset=div2k   # shard images by rank
 
-The runner finds methods through the registry only (``srbench.method``). Per image it records
-every metric of the chosen profile, the upscale time (CUDA-synchronised) and peak memory.
+Without ``method=`` (or with ``method=all``) the runner is in *all* mode: every registered
+method whose weights are present runs on one dataset and one metric suite, built once, and
+the others are listed as skipped with the file they need. The runner finds methods through
+the registry only (``srbench.method``). Per image it records every metric of the chosen
+profile, the upscale time (:mod:`srbench.timing`), peak memory and the method's NFE; the
+records themselves are :mod:`srbench.results.records`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,16 +30,23 @@ import torch
 from srbench.config import to_container
 from srbench.data.base import SRDataset, SRSample, build_dataset, collate_samples, image_seed, lr_operator
 from srbench.data.io import write_image
+from srbench.data.sources import changed, signature
 from srbench.devices import resolve_device, resolve_dtype
-from srbench.errors import NonFiniteOutput, UserError, is_user_error, one_line
+from srbench.errors import NonFiniteOutput, UserError, exit_on_user_error, is_user_error, one_line, report
 from srbench.method import SRMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
-from srbench.results.provenance import device_info, git_state, library_versions
+from srbench.results import leaderboard as lb
+from srbench.results.lock import RunLock
+from srbench.results.records import RunRecord, bench_manifest, per_image_columns, write_failure
 from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, PerImageCSV, RunDir, read_json
 from srbench.runners import distributed as dist
-from srbench.runners.scoring import per_image_columns, score_batch, summarize_rows
+from srbench.runners.schemas import BenchSettings, bench_settings
+from srbench.runners.scoring import score_batch
 from srbench.timing import nfe_per_image, timed_call, warm_up
 from srbench.weights import MissingWeightsError, resolve_all
+
+#: ``method=all`` is the all mode, not a method
+ALL = "all"
 
 
 def config_hash(obj: Any) -> str:
@@ -69,11 +79,13 @@ class _Failed:
 
     name: str
     error: str
+    source: tuple[str, str] = ("", "")
 
 
 class _SafeDataset(torch.utils.data.Dataset):
     """Wraps a dataset so a bad image (a user error: unreadable file, size mismatch) becomes a
-    record the runner can skip, instead of killing the DataLoader worker. Bugs still raise."""
+    record the runner can skip, instead of killing the DataLoader worker. Bugs still raise.
+    Each item carries the signature of its source files (resume rescores an image that changed)."""
 
     def __init__(self, dataset: SRDataset, indices: Sequence[int]):
         self.dataset, self.indices = dataset, list(indices)
@@ -84,11 +96,17 @@ class _SafeDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> SRSample | _Failed:
         index = self.indices[i]
         try:
-            return self.dataset[index]
+            source = signature(self.dataset.source_files(index))
+        except OSError:
+            source = ("", "")
+        try:
+            sample = self.dataset[index]
         except Exception as exc:
             if not is_user_error(exc):
                 raise
-            return _Failed(self.dataset.names[index], one_line(exc))
+            return _Failed(self.dataset.names[index], one_line(exc), source)
+        sample.meta["source"] = source
+        return sample
 
 
 # ----------------------------------------------------------------------------- one run
@@ -122,23 +140,36 @@ def _check_resumable(run: RunDir, identity: Mapping[str, Any]) -> dict[str, Any]
     before = json.loads(json.dumps(old.get("identity"), default=str))
     now = json.loads(json.dumps(identity, default=str))
     if before is not None and before != now:
-        changed = [f"{group}.{k}" for group in now for k in {**before.get(group, {}), **now[group]}
-                   if before.get(group, {}).get(k) != now[group].get(k)]
+        changed_keys = [f"{group}.{k}" for group in now for k in {**before.get(group, {}), **now[group]}
+                        if before.get(group, {}).get(k) != now[group].get(k)]
         raise UserError(f"{run.path} holds results made with a different dataset or weights "
-                        f"({', '.join(changed)} changed); use a new run_name or delete that run")
+                        f"({', '.join(changed_keys)} changed); use a new run_name or delete that run")
     return old
+
+
+def changed_sources(record: RunRecord, dataset: SRDataset, names: Sequence[str]) -> list[str]:
+    """Images scored before whose source files changed since (size/mtime, then content hash)."""
+    index = {n: i for i, n in enumerate(dataset.names)}
+    out = []
+    for name in names:
+        row = record.rows.get(name)
+        if row is None or not row.get("source_sha256"):
+            continue
+        if changed(dataset.source_files(index[name]), row.get("source_stat", ""), row["source_sha256"]):
+            out.append(name)
+    return out
 
 
 class BenchLoop:
     """Upscale, check and score batches; one instance per run."""
 
-    def __init__(self, method: SRMethod, suite: Any, degrade: Any, device: torch.device, cfg: Mapping[str, Any],
+    def __init__(self, method: SRMethod, suite: Any, degrade: Any, device: torch.device, settings: BenchSettings,
                  run: RunDir, save_budget: set[str], profile: str):
         self.method, self.suite, self.degrade, self.device = method, suite, degrade, device
-        self.seed, self.on_error = int(cfg["seed"]), cfg.get("on_error", "raise")
+        self.seed, self.on_error = settings.seed, settings.on_error
         self.run, self.save_budget, self.profile = run, save_budget, profile
-        warmup = cfg.get("warmup", "auto")
-        self.warmup_left = (1 if device.type == "cuda" else 0) if warmup in (None, "auto") else int(warmup)
+        warmup = settings.warmup
+        self.warmup_left = (1 if device.type == "cuda" else 0) if warmup == "auto" else int(warmup)
 
     def batch(self, batch: Sequence[SRSample | _Failed]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -146,7 +177,7 @@ class BenchLoop:
             if isinstance(item, _Failed):
                 if self.on_error != "skip":
                     raise UserError(item.error)
-                rows.append(self._row(item.name, STATUS_SKIPPED, error=item.error))
+                rows.append(self._row(item.name, STATUS_SKIPPED, error=item.error, source=item.source))
         for group in group_by_shape([s for s in batch if isinstance(s, SRSample)]):
             try:
                 rows.extend(self.group(group))
@@ -154,18 +185,22 @@ class BenchLoop:
                 if self.on_error != "skip" or not is_user_error(exc):
                     raise
                 if len(group) == 1:
-                    rows.append(self._row(group[0].name, STATUS_SKIPPED, error=one_line(exc)))
+                    rows.append(self._row(group[0].name, STATUS_SKIPPED, error=one_line(exc),
+                                          source=group[0].meta.get("source", ("", ""))))
                 else:  # find the culprit(s) one image at a time
                     rows.extend(r for sample in group for r in self.batch([sample]))
         return rows
 
-    def _row(self, name: str, status: str, error: str = "", **values: Any) -> dict[str, Any]:
+    def _row(self, name: str, status: str, error: str = "", source: tuple[str, str] = ("", ""),
+             **values: Any) -> dict[str, Any]:
         return {"image": name, "seed": image_seed(self.seed, name), "status": status, "error": error,
-                "profile": self.profile, **values}
+                "profile": self.profile, "source_stat": source[0], "source_sha256": source[1], **values}
 
     def _upscale(self, lr: torch.Tensor, scale: float, seeds: list[int]) -> tuple[torch.Tensor, float, float]:
         """SR, ms per image (CUDA-synchronised) and the peak memory of this call."""
-        call = lambda: self.method.upscale(lr, scale, seeds=seeds)
+        def call() -> torch.Tensor:
+            return self.method.upscale(lr, scale, seeds=seeds)
+
         if self.warmup_left > 0:  # lazy init, cuDNN autotuning, torch.compile: not timed
             warm_up(call, self.device, self.warmup_left)
             self.warmup_left = 0
@@ -179,6 +214,7 @@ class BenchLoop:
         hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(self.device, non_blocking=True)
         sr, ms, peak = self._upscale(lr, scale, [image_seed(self.seed, n) for n in names])
         nfe = nfe_per_image(self.method, len(group))
+        notes = self.method.per_image_notes() or [None] * len(group)
 
         expected = (len(group), 3, round(lr.shape[-2] * scale), round(lr.shape[-1] * scale))
         if tuple(sr.shape) != expected:
@@ -190,99 +226,156 @@ class BenchLoop:
             raise NonFiniteOutput(f"method {self.method.name!r} produced NaN/Inf for image(s) {', '.join(bad)} "
                                   "(on_error=skip records them as NaN and marks the set score invalid)")
         sr = sr.float().clamp(0, 1)  # NaN stays NaN: the metrics give NaN for that image only
-        values = score_batch(self.suite, sr, hr, lr, scale=scale, degrade=self.degrade,
-                             gray=[bool(s.meta.get("was_gray", False)) for s in group], names=names)
+        try:
+            values = score_batch(self.suite, sr, hr, lr, scale=scale, degrade=self.degrade,
+                                 gray=[bool(s.meta.get("was_gray", False)) for s in group], names=names)
+        except UserError as exc:  # name the image(s): the metrics do not know files
+            where = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
+            raise type(exc)(f"{where} (×{scale:g}): {one_line(exc)}") from None
         rows = []
-        for i, name in enumerate(names):
+        for i, (sample, name) in enumerate(zip(group, names)):
             if name in self.save_budget and finite[i]:
                 write_image(self.run.samples_dir / f"{name}.png", sr[i].cpu())
             status, error = (STATUS_OK, "") if finite[i] else (STATUS_NONFINITE, "NaN/Inf in the method's output")
-            rows.append(self._row(name, status, error, time_ms=ms, peak_mem_mb=peak, batch=len(group), nfe=nfe[i],
+            note = json.dumps(notes[i], sort_keys=True, default=str) if notes[i] else ""
+            rows.append(self._row(name, status, error, sample.meta.get("source", ("", "")), time_ms=ms,
+                                  peak_mem_mb=peak, batch=len(group), nfe=nfe[i], notes=note,
                                   **{col: vals[i] for col, vals in values.items()}))
         return rows
 
 
-def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = None) -> RunResult:
-    """Run one method on one dataset (``cfg`` is the resolved bench config as a dict)."""
-    cfg = to_container(cfg)
-    method_cfg = dict(to_container(method_cfg) if method_cfg is not None else cfg["method"])
-    torch.manual_seed(int(cfg["seed"]))
-    device = resolve_device(cfg.get("device", "auto"))
-    dtype = resolve_dtype(method_cfg.get("dtype"), device)
+def build_suite(cfg: Mapping[str, Any], device: torch.device, scale: float) -> Any:
+    """The metric suite of ``cfg['metrics']`` (LPIPS files missing → listed in ``suite.missing``)."""
+    from srbench.metrics import build_metrics
 
-    dataset = build_dataset(cfg["dataset"])
+    m = cfg["metrics"]
+    return build_metrics(m["profile"], lpips_nets=tuple(m.get("lpips_nets", ("alex",))),
+                         lpips_weights=m.get("lpips_weights"), device=device, scale=scale)
+
+
+def report_missing_metrics(suite: Any) -> None:
+    for column, reason in suite.missing.items():
+        print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
+
+
+def metric_columns_for(suite: Any, dataset: SRDataset, degrade: Any) -> list[str]:
+    """The metric columns this run writes: computable ones, LR-PSNR only with a known LR operator,
+    no-reference ones only for LR-only sets."""
+    columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or degrade is not None)]
+    if not dataset.has_hr:
+        columns = [c for c in columns if c in suite.no_reference_columns]
+    return columns
+
+
+def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = None, *,
+              dataset: SRDataset | None = None, suite: Any = None) -> RunResult:
+    """Run one method on one dataset (``cfg``: the resolved bench config as a dict).
+
+    ``dataset`` / ``suite`` are built here unless given (all mode builds them once for every method).
+    """
+    cfg = to_container(cfg)
+    settings = bench_settings(cfg)
+    method_cfg = dict(to_container(method_cfg) if method_cfg is not None else cfg["method"])
+    torch.manual_seed(settings.seed)
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(method_cfg.get("dtype"), device)
+    _apply_pixel_limit(settings)
+
+    dataset = dataset if dataset is not None else build_dataset(cfg["dataset"])
     method_cls = get_method(method_cfg["name"])
     method_cls.check_scale(dataset.scale)
     check_weights(method_cls, method_cfg)
-
-    from srbench.metrics import build_metrics
-    from srbench.metrics.stats import summarize
-
-    metrics_cfg = cfg["metrics"]
-    profile = metrics_cfg["profile"]
-    suite = build_metrics(profile, lpips_nets=tuple(metrics_cfg.get("lpips_nets", ("alex",))),
-                          lpips_weights=metrics_cfg.get("lpips_weights"), device=device, scale=dataset.scale)
+    if suite is None:
+        suite = build_suite(cfg, device, dataset.scale)
+        report_missing_metrics(suite)
+    profile = cfg["metrics"]["profile"]
     degrade = lr_operator(dataset)
-    columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or degrade is not None)]
-    if not dataset.has_hr:
-        columns = [c for c in columns if c in getattr(suite, "no_reference_columns", ("lr_psnr",))]
-    names = dataset.names[: cfg["max_images"]] if cfg.get("max_images") else dataset.names
+    columns = metric_columns_for(suite, dataset, degrade)
+    names = dataset.names[: settings.max_images] if settings.max_images else dataset.names
 
-    run_name = cfg.get("run_name") or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
-    run = RunDir(cfg.get("results_dir", "results"), dataset.name, method_cls.name, run_name)
-    rank, world = dist.rank(), dist.world_size()
+    run_name = settings.run_name or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
+    run = RunDir(settings.results_dir, dataset.name, method_cls.name, run_name)
+    rank = dist.rank()
     row_columns = per_image_columns(columns)
     method = method_cls.from_config(method_cfg, device, dtype)
     identity = run_identity(method.describe(), dataset.describe())
+    info = dataset.describe()
+    header = {"method": method_cls.name, "dataset": dataset.name, "scale": dataset.scale, "profile": profile,
+              "metric_ids": {c: suite.ids_for(dataset.scale).get(c, c) for c in columns},
+              "missing_metrics": suite.missing,
+              "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info}}
+    lock = RunLock(run.path) if rank == 0 else None
+    if lock is not None:
+        lock.acquire()  # one writer per run directory; a second one refuses in one line
+    try:
+        return _run_locked(cfg, settings, method_cfg, method, dataset, suite, degrade, device, dtype, run, run_name,
+                           names, columns, row_columns, identity, header, profile)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg: Mapping[str, Any], settings: BenchSettings, method_cfg: Mapping[str, Any], method: SRMethod,
+                dataset: SRDataset, suite: Any, degrade: Any, device: torch.device, dtype: torch.dtype, run: RunDir,
+                run_name: str, names: Sequence[str], columns: list[str], row_columns: list[str],
+                identity: Mapping[str, Any], header: Mapping[str, Any], profile: str) -> RunResult:
+    rank, world = dist.rank(), dist.world_size()
     started = time.time()
+    record: RunRecord | None = None
     if rank == 0:
         previous = _check_resumable(run, identity)
-        table = run.per_image(row_columns)  # rank 0 owns per_image.csv
-        if table.rows() and not cfg.get("resume", True):
+        record = RunRecord(run, row_columns, columns, header=header, names=names, started=started)
+        if record.rows and not settings.resume:
             raise UserError(f"{run.path} already holds results; use resume=true or a new run_name")
-        table.keep(lambda r: r["status"] == STATUS_OK)  # skipped / NaN images are tried again
-        dist.merge_shards(run, table, names)  # rows left by a killed multi-GPU run
-        manifest = _manifest(run_name, cfg, method_cfg, method, dataset, suite, device, dtype, world, identity,
-                             previous)
+        record.remember(dist.merge_shards(run, record.table, names))  # rows left by a killed multi-GPU run
+        stale = changed_sources(record, dataset, names)
+        if stale:
+            print(f"[srbench] {len(stale)} image(s) changed since they were scored, rescoring them: "
+                  f"{', '.join(stale[:10])}{' …' if len(stale) > 10 else ''}", file=sys.stderr)
+            record.drop(stale)
+        manifest = bench_manifest(run_name=run_name, config={**cfg, "method": method_cfg}, method=method.describe(),
+                                  dataset=dataset.describe(),
+                                  metrics={**suite.describe(), "ids": suite.ids_for(dataset.scale)},
+                                  identity=identity, device=device, dtype=dtype, world=world, previous=previous)
         run.write_manifest(manifest)
-        _write_summary(run, table, columns, summarize, status="running", names=names, started=started,
-                       suite=suite, method=method_cls.name, dataset=dataset, profile=profile)
-        for column, reason in suite.missing.items():
-            print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
-    else:
-        table = None
+        record.write_summary("running")
     dist.barrier()  # rank 0 has merged leftover shards: every rank now sees the same done set
-    shard_table = table if world == 1 else dist.shard_table(run, row_columns, rank)
-    done = PerImageCSV(run.per_image_path, row_columns).done()
+    shard_table = None if world == 1 else dist.shard_table(run, row_columns, rank)
+    done = record.done() if record is not None else PerImageCSV(run.per_image_path, row_columns).done()
     todo = [i for i, n in enumerate(names) if n not in done][rank::world]
 
-    loop = BenchLoop(method, suite, degrade, device, cfg, run, _save_budget(cfg.get("save_images", 4), names),
+    loop = BenchLoop(method, suite, degrade, device, settings, run, _save_budget(settings.save_images, names),
                      profile)
     loader = torch.utils.data.DataLoader(
-        _SafeDataset(dataset, todo), batch_size=max(1, int(cfg.get("batch_size", 1))),
-        num_workers=int(cfg.get("num_workers", 0)), collate_fn=collate_samples,
-        pin_memory=device.type == "cuda", persistent_workers=False)
+        _SafeDataset(dataset, todo), batch_size=settings.batch_size, num_workers=settings.num_workers,
+        collate_fn=collate_samples, pin_memory=device.type == "cuda", persistent_workers=False)
     try:
-        for batch in _progress(loader, desc=f"{method_cls.name} on {dataset.name}", disable=rank != 0):
-            shard_table.append(loop.batch(batch))
+        for batch in _progress(loader, desc=f"{method.name} on {dataset.name}", disable=rank != 0):
+            rows = loop.batch(batch)
+            if shard_table is not None:
+                shard_table.append(rows)
+            else:
+                record.add(rows)
     except BaseException as exc:
-        if rank == 0:
-            status = "partial" if isinstance(exc, KeyboardInterrupt) else "failed"
-            _write_summary(run, table, columns, summarize, status=status, names=names, started=started,
-                           suite=suite, method=method_cls.name, dataset=dataset, profile=profile,
-                           error=one_line(exc))
+        if record is not None:
+            record.write_summary("partial" if isinstance(exc, KeyboardInterrupt) else "failed", error=one_line(exc))
         raise
     dist.barrier()
-    if rank != 0:
-        return RunResult(method_cls.name, dataset.name, run.path, "shard-done")
-    dist.merge_shards(run, table, names)
+    if record is None:
+        return RunResult(method.name, dataset.name, run.path, "shard-done")
+    record.remember(dist.merge_shards(run, record.table, names))
     manifest["dataset"] = dataset.describe()  # now with the complete LR-cache hash
     run.write_manifest(manifest)
-    summary = _write_summary(run, table, columns, summarize, status=None, names=names, started=started,
-                             suite=suite, method=method_cls.name, dataset=dataset, profile=profile,
-                             method_describe=method.describe())
-    _log_run(cfg, run, run_name, method_cls.name, dataset.name, table.rows(), summary, manifest["config"])
-    return RunResult(method_cls.name, dataset.name, run.path, summary["status"], summary)
+    summary = record.write_summary()
+    _log_run(cfg, run, run_name, method.name, dataset.name, record.ordered_rows(), summary, manifest["config"])
+    return RunResult(method.name, dataset.name, run.path, summary["status"], summary)
+
+
+def _apply_pixel_limit(settings: BenchSettings) -> None:
+    if settings.max_image_pixels is not None:
+        from srbench.data.io import set_max_image_pixels
+
+        set_max_image_pixels(settings.max_image_pixels)
 
 
 def _log_run(cfg: Mapping[str, Any], run: RunDir, run_name: str, method: str, dataset: str,
@@ -302,26 +395,8 @@ def _log_run(cfg: Mapping[str, Any], run: RunDir, run_name: str, method: str, da
     logger.finish()
 
 
-def _manifest(run_name: str, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any], method: SRMethod,
-              dataset: SRDataset, suite: Any, device: torch.device, dtype: torch.dtype, world: int,
-              identity: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    now = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv, "git": git_state(),
-           "device": device_info(device), "world_size": world}
-    if previous is not None:  # a resumed run keeps where its first rows came from
-        return {**previous, "resumes": [*previous.get("resumes", []), now]}
-    return {
-        "run_name": run_name, "created": now["time"], "command": now["command"], "git": now["git"],
-        "identity": identity, "config": {**cfg, "method": method_cfg}, "method": method.describe(),
-        "dataset": dataset.describe(), "metrics": {**suite.describe(), "ids": suite.ids_for(dataset.scale)},
-        "libraries": library_versions(), "device": now["device"], "dtype": str(dtype), "world_size": world,
-    }
-
-
 def _save_budget(spec: Any, names: Sequence[str]) -> set[str]:
-    if spec in ("all", "ALL"):
-        return set(names)
-    n = int(spec or 0)
-    return set(names[:n])
+    return set(names) if spec == "all" else set(names[: int(spec or 0)])
 
 
 def _progress(it: Any, desc: str, disable: bool) -> Any:
@@ -332,33 +407,8 @@ def _progress(it: Any, desc: str, disable: bool) -> Any:
     return tqdm(it, desc=desc, unit="batch", disable=disable or not sys.stderr.isatty(), leave=False)
 
 
-def _write_summary(run: RunDir, table: Any, columns: Sequence[str], summarize: Any, *, status: str | None,
-                   names: Sequence[str], started: float, suite: Any, method: str, dataset: SRDataset, profile: str,
-                   error: str | None = None, method_describe: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    wanted = set(names)
-    rows = [r for r in (table.rows() if table is not None else []) if r["image"] in wanted]
-    body = summarize_rows(rows, columns, summarize)
-    covered = body["n_images"] + body["n_skipped"] + body["n_nonfinite"]
-    if status is None:
-        status = "complete" if covered >= len(names) else "partial"
-    info = dataset.describe()
-    summary = {
-        "method": method, "dataset": dataset.name, "scale": dataset.scale, "profile": profile, "status": status,
-        "n_total": len(names), **body, "metric_ids": {c: suite.ids_for(dataset.scale).get(c, c) for c in columns},
-        "missing_metrics": suite.missing, "wall_time_s": time.time() - started,
-        "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info},
-    }
-    if method_describe is not None:
-        nfe = body["timing"].get("nfe", {}).get("mean")
-        summary["nfe"] = nfe
-    if error:
-        summary["error"] = error
-    run.write_summary(summary)
-    return summary
-
-
-# ----------------------------------------------------------------------------- all methods
-def available_for(name: str, cfg: Mapping[str, Any], method_cfg: Mapping[str, Any], scale: float) -> str | None:
+# ----------------------------------------------------------------------------- all mode
+def available_for(name: str, method_cfg: Mapping[str, Any], scale: float) -> str | None:
     """None if ``name`` can run here; otherwise the one-line reason it is skipped."""
     try:
         cls = get_method(name)
@@ -373,52 +423,31 @@ def available_for(name: str, cfg: Mapping[str, Any], method_cfg: Mapping[str, An
     return None
 
 
-def leaderboard(results: Sequence[RunResult]) -> str:
-    import pandas as pd
+def all_method_configs(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every registered method's config (``conf/method/<name>.yaml`` + the ``method.*`` overrides), composed once."""
+    from srbench.runners.compose import method_config
 
-    records = []
-    for r in results:
-        m = r.summary.get("metrics", {})
-        rec = {"method": r.method, "status": r.status, "n": r.summary.get("n_images")}
-        for col, label in (("psnr", "PSNR"), ("ssim", "SSIM"), ("lpips", "LPIPS"), ("lr_psnr", "LR-PSNR")):
-            rec[label] = m.get(col, {}).get("mean", math.nan) if col in m else math.nan
-        rec["ms/img"] = r.summary.get("timing", {}).get("time_ms", {}).get("mean", math.nan)
-        records.append(rec)
-    df = pd.DataFrame.from_records(records)
-    fmt = {"PSNR": "{:.3f}".format, "SSIM": "{:.4f}".format, "LPIPS": "{:.4f}".format, "LR-PSNR": "{:.2f}".format,
-           "ms/img": "{:.1f}".format}
-    return df.to_string(index=False, formatters=fmt, na_rep="—")
-
-
-def method_configs_for_all(cfg: Mapping[str, Any], overrides: Sequence[str]) -> Iterator[tuple[str, dict]]:
-    """(name, method config) for every registered method, composed from ``conf/method/<name>``."""
-    for name in method_entries():
-        yield name, _compose_method_cfg(name, overrides)
-
-
-def _compose_method_cfg(name: str, overrides: Sequence[str]) -> dict:
-    from hydra import compose
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    method_overrides = [o for o in overrides if o.lstrip("+~").startswith("method.")]
-    if GlobalHydra.instance().is_initialized():
-        sub = compose(config_name="bench", overrides=[f"method={name}"] + method_overrides)
-        return OmegaConf.to_container(sub.method, resolve=True)
-    return {"name": name}
+    return {name: method_config(name, overrides) for name in method_entries()}
 
 
 def run_all(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunResult]:
+    """All mode: one dataset and one metric suite for every available method."""
+    settings = bench_settings(cfg)
+    _apply_pixel_limit(settings)
     dataset = build_dataset(cfg["dataset"])
+    suite = None
     results: list[RunResult] = []
-    for name, method_cfg in method_configs_for_all(cfg, overrides):
-        reason = available_for(name, cfg, method_cfg, dataset.scale)
+    for name, method_cfg in all_method_configs(overrides).items():
+        reason = available_for(name, method_cfg, dataset.scale)
         if reason:
             print(f"[srbench] skipped {name}: {reason}", file=sys.stderr)
             results.append(RunResult(name, dataset.name, None, "skipped", message=reason))
             continue
+        if suite is None:
+            suite = build_suite(cfg, resolve_device(settings.device), dataset.scale)
+            report_missing_metrics(suite)
         try:
-            results.append(run_bench(cfg, method_cfg))
+            results.append(run_bench(cfg, method_cfg, dataset=dataset, suite=suite))
         except Exception as exc:
             if not is_user_error(exc):
                 raise
@@ -428,26 +457,40 @@ def run_all(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunRe
 
 
 # ----------------------------------------------------------------------------- entry points
+def is_all_mode(cfg: Mapping[str, Any]) -> bool:
+    method = cfg.get("method")
+    return method is None or method.get("name") == ALL
+
+
 def record_failure(cfg: Mapping[str, Any], overrides: Sequence[str], exc: BaseException) -> RunResult:
     """Write ``results/<dataset>/<method>/failed-<hash>/`` (summary status=failed + manifest) for a sweep job."""
-    method, dataset = cfg["method"]["name"], cfg["dataset"]["name"]
+    method = ALL if is_all_mode(cfg) else cfg["method"]["name"]
+    dataset = cfg["dataset"]["name"]
     run = RunDir(cfg.get("results_dir", "results"), dataset, method, f"failed-{config_hash(list(overrides))}")
-    run.write_manifest({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
-                        "overrides": list(overrides), "git": git_state(), "config": cfg})
-    run.write_summary({"method": method, "dataset": dataset, "scale": cfg["dataset"].get("scale"),
-                       "profile": cfg["metrics"]["profile"], "status": "failed", "error": one_line(exc),
-                       "error_type": type(exc).__name__, "n_images": 0})
+    write_failure(run, method=method, dataset=dataset, scale=cfg["dataset"].get("scale"),
+                  profile=cfg["metrics"]["profile"], overrides=overrides, config=cfg, error=one_line(exc),
+                  error_type=type(exc).__name__)
     return RunResult(method, dataset, run.path, "failed", message=one_line(exc))
+
+
+def print_leaderboard(dataset: str, profile: str, results: Sequence[RunResult]) -> None:
+    ran = [r for r in results if r.summary]
+    if ran:
+        print(f"\n{dataset} ×{ran[0].summary.get('scale', '?')}  (metrics profile: {profile})")
+        print(lb.console(lb.frame([r.summary for r in ran])))
+        for r in ran:
+            print(f"  {r.method}: {r.run_dir}")
+    for r in results:
+        if r.status == "skipped":
+            print(f"  skipped {r.method}: {r.message}")
 
 
 def execute(cfg: Any, overrides: Sequence[str] = (), multirun: bool = False) -> list[RunResult]:
     """Run what the config asks for and print the leaderboard. User errors are one line."""
     c = to_container(cfg)
     try:
-        if c["method"]["name"] == "all":
-            results = run_all(c, overrides)
-        else:
-            results = [run_bench(c)]
+        bench_settings(c)  # every impossible setting is refused before any work
+        results = run_all(c, overrides) if is_all_mode(c) else [run_bench(c)]
     except Exception as exc:
         if multirun:  # the sweep goes on; the failure is recorded in the results store
             if not is_user_error(exc):
@@ -456,19 +499,10 @@ def execute(cfg: Any, overrides: Sequence[str] = (), multirun: bool = False) -> 
             return [record_failure(c, overrides, exc)]
         if not is_user_error(exc):
             raise
-        print(f"srbench: error: {one_line(exc)}", file=sys.stderr)
+        report("srbench", exc)
         raise SystemExit(2) from None
     if dist.rank() == 0 and c.get("print_table", True):
-        ran = [r for r in results if r.summary]
-        if ran:
-            print(f"\n{c['dataset']['name']} ×{ran[0].summary.get('scale', '?')}  "
-                  f"(metrics profile: {c['metrics']['profile']})")
-            print(leaderboard(ran))
-            for r in ran:
-                print(f"  {r.method}: {r.run_dir}")
-        for r in results:
-            if r.status == "skipped":
-                print(f"  skipped {r.method}: {r.message}")
+        print_leaderboard(c["dataset"]["name"], c["metrics"]["profile"], results)
     return results
 
 
@@ -480,12 +514,29 @@ def _hydra_app(cfg: Any) -> None:
     execute(cfg, overrides=list(hc.overrides.task), multirun=hc.mode == RunMode.MULTIRUN)
 
 
+def without_all(argv: Sequence[str]) -> list[str]:
+    """``method=all`` selects the all mode, which is the absence of a method: drop it for Hydra."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key == "method" and ALL in [v.strip() for v in value.split(",")]:
+            rest = [v for v in value.split(",") if v.strip() != ALL]
+            if rest:
+                with exit_on_user_error("srbench"):
+                    raise UserError(f"method=all is a run mode, not a method: sweep over named methods "
+                                    f"(method={','.join(rest)}) or run all mode alone")
+            continue
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     """Console script ``srbench-bench`` (a Hydra app over ``conf/bench.yaml``)."""
     import hydra
 
-    from srbench.runners.hydra_setup import prepare_hydra
+    from srbench.runners.compose import prepare_hydra
 
+    sys.argv = [sys.argv[0], *without_all(sys.argv[1:])]
     prepare_hydra(sys.argv[1:], groups={"method": method_entries, "dataset": _dataset_names})
     dist.init_from_env()
     try:

@@ -56,11 +56,12 @@ def shard_table(run: RunDir, columns: Sequence[str], r: int) -> PerImageCSV:
     return PerImageCSV(run.path / f"per_image.rank{r}.csv", columns)
 
 
-def merge_shards(run: RunDir, table: PerImageCSV, order: Sequence[str]) -> None:
-    """Append rows from shard files to ``per_image.csv`` (dataset order, no duplicates), then delete them."""
+def merge_shards(run: RunDir, table: PerImageCSV, order: Sequence[str]) -> list[dict]:
+    """Append rows from shard files to ``per_image.csv`` (dataset order, no duplicates), delete the
+    shard files, and return the rows appended."""
     paths = _shard_paths(run)
     if not paths:
-        return
+        return []
     present = table.done()
     rows = {}
     for path in paths:
@@ -68,6 +69,8 @@ def merge_shards(run: RunDir, table: PerImageCSV, order: Sequence[str]) -> None:
             if row["image"] not in present:
                 rows[row["image"]] = row
     position = {n: i for i, n in enumerate(order)}
-    table.append(sorted(rows.values(), key=lambda r: position.get(r["image"], len(position))))
+    merged = sorted(rows.values(), key=lambda r: position.get(r["image"], len(position)))
+    table.append(merged)
     for path in paths:
         path.unlink()
+    return merged

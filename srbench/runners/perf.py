@@ -39,7 +39,7 @@ import torch
 
 from srbench.devices import DTYPES, resolve_device
 from srbench.fsutil import atomic_path
-from srbench.paths import CONF_DIR
+from srbench.runners.schemas import perf_settings
 from srbench.timing import mean_nfe, measure
 
 #: ``model`` tells apart rows of the same target measured on different weights' shapes: the SD
@@ -350,25 +350,17 @@ def _run_cases(cfg: Mapping[str, Any], targets: Sequence[str], method_cfgs: Mapp
 
 def compose_config(argv: Sequence[str]) -> tuple[Any, dict[str, dict[str, Any]]]:
     """``conf/perf.yaml`` with Hydra-style overrides, and the method configs its targets need."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from srbench.method import method_entries
-    from srbench.runners.hydra_setup import prepare_hydra
+    from srbench.runners.compose import compose_app, method_config
 
-    prepare_hydra([], groups={"method": method_entries})
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="perf", overrides=list(argv))
-        method_cfgs = {}
-        for target in expand_targets(list(cfg.targets)):
-            if target.startswith("method:"):
-                name = target.split(":", 1)[1]
-                sub = compose(config_name="perf", overrides=list(argv) + [f"+method={name}"])
-                method_cfgs[name] = OmegaConf.to_container(sub.method, resolve=True)
-    GlobalHydra.instance().clear()
-    return OmegaConf.to_container(cfg, resolve=True), method_cfgs
+    cfg = OmegaConf.to_container(compose_app("perf", argv), resolve=True)
+    method_cfgs = {}
+    for target in expand_targets(list(cfg["targets"])):
+        if target.startswith("method:"):
+            name = target.split(":", 1)[1]
+            method_cfgs[name] = method_config(name, argv)
+    return cfg, method_cfgs
 
 
 def _as_override(value: Any) -> str:
@@ -408,16 +400,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from srbench.errors import is_user_error, one_line
+    from srbench.errors import UserError, report
 
     try:
         cfg, method_cfgs = compose_config(argv)
+        perf_settings(cfg)  # every impossible setting is refused before any work
         cfg = apply_cpu_preset(cfg, argv)
         rows = run_perf(cfg, method_cfgs, out=Path(cfg["out"]) if cfg.get("out") else None)
-    except Exception as exc:
-        if not (is_user_error(exc) or isinstance(exc, (ValueError, HydraException, OmegaConfBaseException))):
-            raise
-        print(f"srbench perf: error: {one_line(exc)}", file=sys.stderr)
+    except (UserError, ValueError, HydraException, OmegaConfBaseException) as exc:
+        # Hydra's override errors are about the command line too: one line, as for srbench's own
+        report("srbench perf", exc)
         return 2
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 

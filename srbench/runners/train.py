@@ -28,6 +28,7 @@ from srbench.method import SRMethod, UnknownMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
 from srbench.runners.fit.checkpoints import truncate_log
 from srbench.runners.fit.loop import TrainResult, TrainRun
+from srbench.runners.schemas import train_settings
 
 
 # ----------------------------------------------------------------------------- method lookup
@@ -65,6 +66,7 @@ def train(cfg: Any) -> TrainResult:
     from srbench.tracking import build_logger
 
     c = to_container(cfg)
+    train_settings(c)  # every impossible setting is refused before any work
     run: TrainRun | None = None
     try:
         run = TrainRun(c, resolve_trainable(c["method"]["name"]))
@@ -107,15 +109,9 @@ def _reset_accelerate_state() -> None:
 # ----------------------------------------------------------------------------- entry points
 def compose_config(overrides: Sequence[str] = ()) -> Any:
     """The training config as ``srbench-train`` would compose it (for tests and notebooks)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from srbench.runners.compose import compose_app
 
-    from srbench.runners.hydra_setup import prepare_hydra
-
-    prepare_hydra(list(overrides), groups={"method": method_entries})
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_app("train", overrides)
 
 
 def _hydra_app(cfg: Any) -> None:
@@ -130,7 +126,7 @@ def _hydra_app(cfg: Any) -> None:
 
 def _check_methods(argv: Sequence[str]) -> None:
     """Fail fast, in one line, on ``method=<option>`` that is unknown or cannot be trained."""
-    from srbench.runners.hydra_setup import method_name_of
+    from srbench.runners.compose import method_name_of
 
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -144,7 +140,7 @@ def main() -> None:
     """Console script ``srbench-train`` (a Hydra app over ``conf/train.yaml``)."""
     import hydra
 
-    from srbench.runners.hydra_setup import prepare_hydra
+    from srbench.runners.compose import prepare_hydra
 
     _check_methods(sys.argv[1:])
     prepare_hydra(sys.argv[1:], groups={"method": method_entries})

@@ -443,16 +443,13 @@ class TrainRun:
     def write_manifest(self) -> None:
         if not self.is_main:
             return
-        from srbench.results.provenance import device_info, git_state, library_versions
+        from srbench.results.records import train_manifest
 
-        manifest = {
-            "run_name": self.run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
-            "git": git_state(), "config": self.cfg, "method": self.method.describe(),
-            "dataset": self.dataset.describe(), "libraries": library_versions(), "device": device_info(self.device),
-            "world_size": self.world, "mixed_precision": self.mp, "steps_per_epoch": self.steps_per_epoch,
-            "lr_milestones_steps": self.milestones, "resumed_from": self.resumed_from,
-            "optimizers": list(self.optimizers),
-        }
+        manifest = train_manifest(
+            run_name=self.run_name, config=self.cfg, method=self.method.describe(), dataset=self.dataset.describe(),
+            device=self.device, extra={"world_size": self.world, "mixed_precision": self.mp,
+                                       "steps_per_epoch": self.steps_per_epoch, "lr_milestones_steps": self.milestones,
+                                       "resumed_from": self.resumed_from, "optimizers": list(self.optimizers)})
         atomic_write_text(self.run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
 
 

@@ -1,0 +1,233 @@
+"""What a run writes — per-image rows, ``summary.json``, ``manifest.json`` — for every command.
+
+One module so that ``srbench-bench``, ``srbench score``, ``srbench-train`` and failed sweep jobs
+write the same fields the same way:
+
+* :func:`per_image_columns` / :func:`write_rows` — the CSV layout (cells in
+  :func:`srbench.results.store.format_cell`'s one format);
+* :func:`summarize_rows` / :func:`build_summary` — the summary of a set of rows, **one row per
+  image** whatever the CSV holds (a duplicated row never counts twice);
+* :func:`provenance`, :func:`bench_manifest`, :func:`score_manifest`, :func:`train_manifest`,
+  :func:`write_failure` — the manifests;
+* :class:`RunRecord` — a bench run's rows in memory (read once from ``per_image.csv``),
+  appended as batches finish, and the summary written at each state change
+  (``running`` → ``complete``/``partial``/``failed``), never re-derived from the CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from srbench.fsutil import atomic_write_json, atomic_write_text
+from srbench.results.provenance import device_info, git_state, library_versions
+from srbench.results.store import (
+    STATUS_NONFINITE,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    PerImageCSV,
+    RunDir,
+    format_cell,
+    parse_float,
+)
+
+#: columns every per_image.csv carries before the metric columns
+BASE_COLUMNS = ["image", "seed", "status", "error"]
+#: a bench run's timing columns (``srbench score`` has none)
+TIMING_COLUMNS = ["time_ms", "peak_mem_mb", "batch", "nfe"]
+#: after the metrics: the method's per-image notes (precision guard), the input files' signature
+#: (resume rescoring an image whose file changed), the metric profile
+TRAILING_COLUMNS = ["notes", "source_stat", "source_sha256", "profile"]
+
+
+def per_image_columns(metric_columns: Sequence[str], timing: bool = True) -> list[str]:
+    return BASE_COLUMNS + list(metric_columns) + (TIMING_COLUMNS if timing else []) + TRAILING_COLUMNS
+
+
+def write_rows(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A whole per-image table, written atomically (``srbench score``: nothing to resume)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    w.writerows({c: format_cell(r.get(c)) for c in columns} for r in rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _as_float(v: Any) -> float | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    return parse_float(v)
+
+
+def one_per_image(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The last row of each image, in first-seen order: a duplicated row never counts twice."""
+    last: dict[str, Mapping[str, Any]] = {}
+    for r in rows:
+        last.pop(r["image"], None)
+        last[r["image"]] = r
+    return list(last.values())
+
+
+def summarize_rows(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str],
+                   summarize: Callable[[Sequence[float]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Means, CIs and counts per metric over one row per image.
+
+    Images whose SR was NaN/Inf (``nonfinite``) enter the metric statistics as NaN, so the set
+    score is flagged invalid (protocols §7.4); images that could not be loaded (``skipped``) are
+    counted apart. ``valid`` is False when either happened. Per metric, ``n`` counts the finite
+    values the mean is over and ``n_inf`` the infinite ones left out (PSNR of SR = HR).
+    """
+    if summarize is None:
+        from srbench.metrics.stats import summarize
+    rows = one_per_image(rows)
+    ok = [r for r in rows if r.get("status", STATUS_OK) == STATUS_OK]
+    nonfinite = [r for r in rows if r.get("status") == STATUS_NONFINITE]
+    skipped = [{"image": r["image"], "error": r.get("error", "")} for r in rows if r.get("status") == STATUS_SKIPPED]
+    metrics: dict[str, Any] = {}
+    for col in metric_columns:
+        vals = [v for v in (_as_float(r.get(col)) for r in ok + nonfinite) if v is not None]
+        if vals:
+            metrics[col] = summarize(vals)
+    timing: dict[str, Any] = {}
+    for col in ("time_ms", "peak_mem_mb", "nfe"):
+        vals = [v for v in (_as_float(r.get(col)) for r in ok) if v is not None and math.isfinite(v)]
+        if vals:
+            timing[col] = {"mean": sum(vals) / len(vals), "max": max(vals)}
+    valid = not skipped and not nonfinite and all(m.get("valid", True) for m in metrics.values())
+    return {"n_images": len(ok), "n_skipped": len(skipped), "n_nonfinite": len(nonfinite), "valid": valid,
+            "skipped": skipped, "nonfinite": [r["image"] for r in nonfinite], "metrics": metrics, "timing": timing}
+
+
+def build_summary(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str], *, names: Sequence[str],
+                  status: str | None, header: Mapping[str, Any], started: float,
+                  error: str | None = None) -> dict[str, Any]:
+    """``summary.json`` of a run over ``names``: ``header`` (method, dataset, scale, profile, metric ids…)
+    plus the statistics of the rows of those images; ``status`` None → complete/partial by coverage."""
+    wanted = set(names)
+    body = summarize_rows([r for r in rows if r["image"] in wanted], metric_columns)
+    covered = body["n_images"] + body["n_skipped"] + body["n_nonfinite"]
+    if status is None:
+        status = "complete" if covered >= len(names) else "partial"
+    summary = {**header, "status": status, "n_total": len(names), **body,
+               "nfe": body["timing"].get("nfe", {}).get("mean"), "wall_time_s": time.time() - started}
+    if error:
+        summary["error"] = error
+    return summary
+
+
+# ----------------------------------------------------------------------------- manifests
+def provenance(device: Any = None) -> dict[str, Any]:
+    """When, how and where: time, command line, git state, library versions, device."""
+    out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv, "git": git_state(),
+           "libraries": library_versions()}
+    if device is not None:
+        out["device"] = device_info(device)
+    return out
+
+
+def bench_manifest(*, run_name: str, config: Mapping[str, Any], method: Mapping[str, Any],
+                   dataset: Mapping[str, Any], metrics: Mapping[str, Any], identity: Mapping[str, Any],
+                   device: Any, dtype: Any, world: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A bench run's manifest; a resumed run keeps its first manifest and appends the resumption."""
+    now = provenance(device)
+    if previous is not None:  # a resumed run keeps where its first rows came from
+        resumption = {k: now[k] for k in ("time", "command", "git", "device")} | {"world_size": world}
+        return {**previous, "resumes": [*previous.get("resumes", []), resumption]}
+    return {"run_name": run_name, "created": now["time"], "command": now["command"], "git": now["git"],
+            "identity": identity, "config": config, "method": method, "dataset": dataset, "metrics": metrics,
+            "libraries": now["libraries"], "device": now["device"], "dtype": str(dtype), "world_size": world}
+
+
+def score_manifest(args: Mapping[str, Any], device: Any, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    now = provenance(device)
+    return {"created": now["time"], "command": now["command"], "git": now["git"], "args": dict(args),
+            "metrics": metrics, "libraries": now["libraries"], "device": now["device"]}
+
+
+def train_manifest(*, run_name: str, config: Mapping[str, Any], method: Mapping[str, Any],
+                   dataset: Mapping[str, Any], device: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+    now = provenance(device)
+    return {"run_name": run_name, "created": now["time"], "command": now["command"], "git": now["git"],
+            "config": config, "method": method, "dataset": dataset, "libraries": now["libraries"],
+            "device": now["device"], **extra}
+
+
+def write_failure(run: RunDir, *, method: str, dataset: str, scale: Any, profile: str, overrides: Sequence[str],
+                  config: Mapping[str, Any], error: str, error_type: str) -> None:
+    """A sweep job that failed: its manifest (overrides, config) and a ``failed`` summary."""
+    now = provenance()
+    run.write_manifest({"created": now["time"], "command": now["command"], "overrides": list(overrides),
+                        "git": now["git"], "config": config})
+    run.write_summary({"method": method, "dataset": dataset, "scale": scale, "profile": profile, "status": "failed",
+                       "error": error, "error_type": error_type, "n_images": 0})
+
+
+# ----------------------------------------------------------------------------- a bench run's rows
+class RunRecord:
+    """A bench run's per-image rows (one per image, in memory) and its summary writes.
+
+    ``per_image.csv`` is read once, when the record opens: duplicate rows (two writers, a torn
+    merge) collapse to the last one per image and the file is rewritten that way; rows that are
+    not ``ok`` (skipped, NaN) are dropped so those images are tried again.
+    """
+
+    def __init__(self, run: RunDir, columns: Sequence[str], metric_columns: Sequence[str], *,
+                 header: Mapping[str, Any], names: Sequence[str], started: float):
+        self.run, self.metric_columns, self.header = run, list(metric_columns), dict(header)
+        self.names, self.started = list(names), started
+        self.table = PerImageCSV(run.per_image_path, columns)
+        stored = self.table.rows()
+        self.rows: dict[str, dict[str, Any]] = {r["image"]: dict(r) for r in one_per_image(stored)
+                                                 if r["status"] == STATUS_OK}
+        if len(self.rows) != len(stored):
+            self.rewrite()
+
+    def done(self) -> set[str]:
+        return set(self.rows)
+
+    def drop(self, images: Iterable[str]) -> None:
+        """Forget the rows of ``images`` (they are scored again) and rewrite the table."""
+        for name in images:
+            self.rows.pop(name, None)
+        self.rewrite()
+
+    def rewrite(self) -> None:
+        self.table.replace(self.rows.values())
+
+    def add(self, rows: Sequence[Mapping[str, Any]], *, table: PerImageCSV | None = None) -> None:
+        """Record finished rows: appended to ``table`` (default ``per_image.csv``; a shard under torchrun)."""
+        (table or self.table).append(rows)
+        self.remember(rows)
+
+    def remember(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for r in rows:
+            self.rows.pop(r["image"], None)
+            self.rows[r["image"]] = {c: format_cell(v) if isinstance(v, float) else v for c, v in r.items()}
+
+    def summary(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
+        return build_summary(list(self.rows.values()), self.metric_columns, names=self.names, status=status,
+                             header=self.header, started=self.started, error=error)
+
+    def write_summary(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
+        summary = self.summary(status, error)
+        self.run.write_summary(summary)
+        return summary
+
+    def ordered_rows(self) -> list[dict[str, Any]]:
+        position = {n: i for i, n in enumerate(self.names)}
+        return sorted(self.rows.values(), key=lambda r: position.get(r["image"], len(position)))
+
+
+def write_score_record(out: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+                       summary: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+    write_rows(out / "per_image.csv", columns, rows)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "manifest.json", manifest)
