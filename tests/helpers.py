@@ -48,10 +48,24 @@ TOY_PLUGIN_SOURCE = '''
 
         @classmethod
         def from_config(cls, cfg, device, dtype):
-            return cls(float(cfg.get("noise", 0.0)))
+            method = cls(float(cfg.get("noise", 0.0)))
+            method.delay = float(cfg.get("delay", 0.0))  # seconds per call (tests of concurrent runs)
+            method.fail = str(cfg.get("fail", ""))  # nan | shape | unsupported: a broken output (error tests)
+            return method
 
         def upscale(self, lr, scale, *, seeds):
+            import time
+
+            from srbench.method import UnsupportedInput
+
+            time.sleep(self.delay)
+            if self.fail == "unsupported":
+                raise UnsupportedInput(f"toy_nearest cannot take a {lr.shape[-1]}×{lr.shape[-2]} input")
             sr = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="nearest")
+            if self.fail == "nan":
+                sr = sr * float("nan")
+            if self.fail == "shape":
+                sr = sr[..., 1:, :]
             if self.noise:
                 noise = torch.stack([torch.randn(sr.shape[1:], generator=torch.Generator().manual_seed(s))
                                      for s in seeds]).to(sr)

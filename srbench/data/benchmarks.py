@@ -36,11 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from srbench.data import catalog
 from srbench.data.base import DatasetError, SRSample
-from srbench.data.io import list_images
+from srbench.data.io import image_size, list_images
 from srbench.data.paired import (
     DegradationLR,
     MatlabBicubicLR,
@@ -188,8 +187,7 @@ class Div2KRealESRGAN(PairedDataset):
             items = []
             for fn in hr_names:
                 stem = Path(fn).stem
-                with Image.open(hr_dir / fn) as im:
-                    w, h = im.size
+                w, h = image_size(hr_dir / fn)
                 corners = random_crop_positions(h, w, crop_size, crops_per_image, seed=crop_seed(dataset_id, stem, seed),
                                                 where=f"{name}: HR {hr_dir / fn}")
                 items += [PairItem(f"{stem}_pch_{k:05d}", hr_dir / fn, None, {"source": stem, "crop_top": t, "crop_left": l})
@@ -468,7 +466,9 @@ class Pairs(PairedDataset):
     """Any two folders of LR–HR pairs (real or released degradations): ``hr_dir``, ``lr_dir``,
     LR file name from ``lr_pattern`` — a format string over ``name`` (HR file name), ``stem``,
     ``base`` (stem without ``hr_suffix``) and ``scale``; e.g. RealSR V3 originals:
-    ``hr_suffix=_HR, lr_pattern={base}_LR{scale}.png``. Every HR needs its LR and vice versa.
+    ``hr_suffix=_HR, lr_pattern={base}_LR{scale}.png`` (on the command line:
+    ``dataset.hr_suffix=_HR 'dataset.lr_pattern="{base}_LR{scale}.png"'``, the inner quotes for
+    Hydra's grammar). Every HR needs its LR and vice versa.
     No LR-PSNR operator (the degradation is unknown)."""
 
     name = "pairs"

@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
     "LoadedImage",
+    "image_size",
     "list_images",
     "max_image_pixels",
     "modcrop",
@@ -108,6 +109,13 @@ def _check_size(im: Image.Image, path: Path) -> None:
             f"{path} is {w}×{h} = {w * h / 1e6:.1f} megapixels, above the limit of {_pixel_limit / 1e6:.1f} MP "
             f"(a guard against decompression bombs); allow it with max_image_pixels={w * h} "
             "(srbench-bench / srbench-train) or --max-image-pixels (srbench score); 0 means no limit")
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file header, whatever its size (the pixel limit applies to reading
+    pixels, in :func:`read_image`). Raises OSError/ValueError for an unreadable header."""
+    with _own_size_check(), Image.open(path) as im:
+        return im.size
 
 
 def _orientation(im: Image.Image) -> int:

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from PIL import Image
 
 from srbench.data.base import DatasetError, SRDataset, SRSample
 from srbench.data.cache import LRCache
-from srbench.data.io import modcrop, quantize, read_image
+from srbench.data.io import image_size, modcrop, quantize, read_image
 from srbench.data.protocols import HRRule
 from srbench.data.resize import imresize
 
@@ -353,8 +352,7 @@ class PairedDataset(SRDataset):
         out = []
         for p in paths:
             try:
-                with Image.open(p) as im:
-                    out.append((p.name, *im.size))
+                out.append((p.name, *image_size(p)))
             except (OSError, SyntaxError, ValueError):  # unreadable: reported when the image is loaded
                 out.append((p.name, -1, -1))
         return out

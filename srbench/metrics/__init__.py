@@ -120,7 +120,7 @@ class MetricSuite:
         hr: Tensor | None,
         lr: Tensor | None = None,
         *,
-        scale: float,
+        scale: float | None,
         degrade: Callable[[Tensor], Tensor] | None = None,
         gray: Tensor | Sequence[bool] | None = None,
         names: Sequence[str] | None = None,
@@ -132,7 +132,8 @@ class MetricSuite:
             hr: B×C×H×W float in [0, 1], or ``None`` for LR-only sets (full-reference columns
                 are then left out).
             lr: B×C×h×w float in [0, 1]; with ``degrade`` gives ``lr_psnr``.
-            scale: the SR scale (sets the border crop of ``crop = scale`` profiles).
+            scale: the SR scale (sets the border crop of ``crop = scale`` profiles; may be ``None``
+                for profiles that crop nothing).
             degrade: the dataset's LR operator (``SRDataset.degrade``), or ``None``.
             gray: B bools, True for grey images replicated to RGB (see module docstring).
             names: image names, for error messages.
@@ -140,9 +141,9 @@ class MetricSuite:
         Returns:
             column → B float64 tensor on the CPU, only for the columns computed for this call.
         """
-        if self.scale is not None and float(scale) != float(self.scale):
+        if self.scale is not None and scale is not None and float(scale) != float(self.scale):
             raise ValueError(f"this metric suite was built for x{self.scale:g}, called with scale x{scale:g}")
-        self._last_scale = float(scale)
+        self._last_scale = None if scale is None else float(scale)
         gray_mask = None if gray is None else torch.as_tensor(gray, dtype=torch.bool).flatten()
         out: dict[str, Tensor] = {}
         if hr is not None:
