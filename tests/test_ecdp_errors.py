@@ -81,6 +81,11 @@ def _user_error(fn, *needles: str) -> str:
         ({"unet": {"channels": [16, 32], "num_blocks": [1]}}, ["method.unet.channels", "method.unet.num_blocks"]),
         ({"sampler": {"batch_mode": "together"}}, ["method.sampler.batch_mode"]),
         ({"sampler": {"method": "rk4"}}, ["method.sampler.steps"]),
+        # typed config (srbench.config): unknown keys and ranges name the full key
+        ({"sampler": {"stepz": 10}}, ["unknown key method.sampler.stepz", "steps"]),
+        ({"temperature": -1.0}, ["method.temperature=-1.0", "≥ 0"]),
+        ({"encoder": {"num_blocks": "many"}}, ["method.encoder.num_blocks", "'many'"]),
+        ({"scale": 3}, ["method.scale=3", "one of 4, 8"]),
     ],
 )
 def test_bad_method_settings_are_user_errors(change, needles):

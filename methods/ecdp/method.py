@@ -30,7 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from srbench.config import bounded, typed, within
 from srbench.devices import DTYPES
+from srbench.errors import ConfigError
 from srbench.method import SRMethod, UnsupportedInput
 from srbench.nn.noise import randn_per_image
 from srbench.training import Trainer
@@ -69,90 +71,112 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 
 
 @dataclass
-class ECDPConfig:
-    """Everything ``from_config`` reads (conf/method/ecdp*.yaml)."""
+class EncoderConfig:
+    """``method.encoder``: the RRDB trunk (authors' conf/ecdp-<variant>-train.yaml)."""
 
+    num_blocks: int = bounded(23, ge=1)
+    block_selection: list[int] = field(default_factory=lambda: [1, 8, 15, 22], metadata=within(ge=0))
+    num_features: int = bounded(64, ge=1)
+    growth: int = bounded(32, ge=1)
+
+
+@dataclass
+class UNetConfig:
+    """``method.unet`` (lib/model/unet.py; fixed in the authors' code)."""
+
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256, 256], metadata=within(ge=1))
+    num_blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2], metadata=within(ge=1))
+    time_channels: int = bounded(128, ge=1)
+
+
+@dataclass
+class SamplerConfig:
+    """``method.sampler``: the PF-ODE solve (:class:`SolverSettings`) and how a batch is solved."""
+
+    method: str = "dopri5"
+    rtol: float = bounded(1e-3, gt=0)
+    atol: float = bounded(1e-3, gt=0)
+    steps: int | None = bounded(None, ge=1)
+    tau_start: float = 300.0
+    tau_end: float = 0.1
+    authors_jump_t: bool = False
+    batch_mode: str = bounded("per_image", choices=("per_image", "joint"))
+
+    def __post_init__(self) -> None:
+        self.solver  # noqa: B018 - SolverSettings checks the solver name, its steps and the τ range
+
+    @property
+    def solver(self) -> SolverSettings:
+        return SolverSettings(self.method, self.rtol, self.atol, self.steps, self.tau_start, self.tau_end,
+                              self.authors_jump_t)
+
+
+@dataclass
+class TrainConfig:
+    """``method.train``: what :meth:`ECDP.trainer` reads (the loop settings are srbench-train's)."""
+
+    stage: str = bounded("diffusion", choices=STAGES)
+    regressor_weights: str | None = None
+    allow_random_init: bool = False
+    encoder_lr: float = bounded(1e-5, ge=0)
+    percep_weight: float = bounded(0.5, ge=0)
+    percep_backbone: str = bounded("imagenet", choices=("imagenet", "random"))
+    percep_weights: str | None = None
+
+
+@dataclass
+class ECDPConfig:
+    """Everything ``from_config`` reads (conf/method/ecdp*.yaml), checked once (:func:`srbench.config.typed`)."""
+
+    name: str = "ecdp"
     variant: str = "df2k"
-    scale: int = 4
+    scale: int = bounded(4, choices=(4, 8))
     weights: str | None = None
     prefer_ema: bool = True
-    encoder_blocks: int = 23
-    block_selection: tuple[int, ...] = (1, 8, 15, 22)
-    encoder_features: int = 64
-    encoder_growth: int = 32
-    unet_channels: tuple[int, ...] = (64, 128, 256, 256)
-    unet_blocks: tuple[int, ...] = (2, 2, 2, 2)
-    time_channels: int = 128
-    residual_scale: float = 5.0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    residual_scale: float = bounded(5.0, gt=0)
     antialias: bool = False
-    temperature: float = 1.0
-    solver: SolverSettings = field(default_factory=SolverSettings)
-    batch_mode: str = "per_image"
-    #: set from ``from_config``'s dtype argument (the runners resolve ``method.dtype``)
-    dtype: str = "fp32"
+    temperature: float = bounded(1.0, ge=0)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    #: the bench's inference precision; ``from_config``'s dtype argument is what runs (the runners
+    #: resolve ``method.dtype`` into it)
+    dtype: str = bounded("fp32", choices=(*DTYPE_NAMES, "auto", "float32", "bfloat16", "float16"))
     compile: bool = False
     channels_last: bool = True
-    train: Mapping[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> ECDPConfig:
-        enc, unet, smp = _get(cfg, "encoder", {}), _get(cfg, "unet", {}), _get(cfg, "sampler", {})
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> ECDPConfig:
         if _get(cfg, "precision") is not None:
             raise ECDPConfigError("ECDP: method.precision was replaced by method.dtype (fp32 | bf16 | fp16 | auto)")
-        dtype = _get(cfg, "dtype")
-        if dtype is not None and str(dtype) != "auto" and str(dtype) not in DTYPES:
-            raise ECDPConfigError(
-                f"ECDP: unknown method.dtype={dtype!r}; use one of {', '.join(DTYPE_NAMES)} or auto"
-            )
-        d = cls()
-        solver = SolverSettings(
-            method=str(_get(smp, "method", d.solver.method)),
-            rtol=float(_get(smp, "rtol", d.solver.rtol)),
-            atol=float(_get(smp, "atol", d.solver.atol)),
-            steps=_get(smp, "steps"),
-            tau_start=float(_get(smp, "tau_start", d.solver.tau_start)),
-            tau_end=float(_get(smp, "tau_end", d.solver.tau_end)),
-            authors_jump_t=bool(_get(smp, "authors_jump_t", False)),
-        )
-        out = cls(
-            variant=str(_get(cfg, "variant", d.variant)),
-            scale=int(_get(cfg, "scale", d.scale)),
-            weights=_get(cfg, "weights"),
-            prefer_ema=bool(_get(cfg, "prefer_ema", True)),
-            encoder_blocks=int(_get(enc, "num_blocks", d.encoder_blocks)),
-            block_selection=tuple(int(i) for i in _get(enc, "block_selection", d.block_selection)),
-            encoder_features=int(_get(enc, "num_features", d.encoder_features)),
-            encoder_growth=int(_get(enc, "growth", d.encoder_growth)),
-            unet_channels=tuple(int(c) for c in _get(unet, "channels", d.unet_channels)),
-            unet_blocks=tuple(int(n) for n in _get(unet, "num_blocks", d.unet_blocks)),
-            time_channels=int(_get(unet, "time_channels", d.time_channels)),
-            residual_scale=float(_get(cfg, "residual_scale", d.residual_scale)),
-            antialias=bool(_get(cfg, "antialias", False)),
-            temperature=float(_get(cfg, "temperature", d.temperature)),
-            solver=solver,
-            batch_mode=str(_get(smp, "batch_mode", d.batch_mode)),
-            compile=bool(_get(cfg, "compile", False)),
-            channels_last=bool(_get(cfg, "channels_last", True)),
-            train=_get(cfg, "train", {}),
-        )
-        if out.batch_mode not in ("per_image", "joint"):
-            raise ECDPConfigError(
-                f"ECDP: method.sampler.batch_mode must be 'per_image' or 'joint', got {out.batch_mode!r}"
-            )
-        return out
+        try:
+            return typed(cls, cfg, where="method")
+        except ECDPConfigError:
+            raise
+        except ConfigError as err:
+            raise ECDPConfigError(f"ECDP: {err}") from None
+
+    @property
+    def solver(self) -> SolverSettings:
+        return self.sampler.solver
+
+    @property
+    def batch_mode(self) -> str:
+        return self.sampler.batch_mode
 
     def build_net(self) -> ECDPNet:
-        return ECDPNet(
-            self.encoder_blocks,
-            self.block_selection,
-            self.unet_channels,
-            self.unet_blocks,
-            self.time_channels,
-            self.encoder_features,
-            self.encoder_growth,
-            self.residual_scale,
-            self.antialias,
-        )
+        enc, unet = self.encoder, self.unet
+        return ECDPNet(enc.num_blocks, tuple(enc.block_selection), tuple(unet.channels), tuple(unet.num_blocks),
+                       unet.time_channels, enc.num_features, enc.growth, self.residual_scale, self.antialias)
+
+
+def train_config(node: Any) -> TrainConfig:
+    """``method.train`` as a checked :class:`TrainConfig` (a node of the training config or of the method's)."""
+    try:
+        return typed(TrainConfig, node, where="method.train")
+    except ConfigError as err:
+        raise ECDPConfigError(f"ECDP: {err}") from None
 
 
 def checkpoint_weight_file(variant: str) -> WeightFile:
@@ -316,21 +340,22 @@ class ECDP(SRMethod):
     def trainer(self, cfg: Mapping[str, Any]) -> ECDPTrainer:
         """A Trainer for ``method.train.stage`` (``cfg``: the training config or its ``method`` node)."""
         mcfg = _get(cfg, "method", cfg)
-        train_cfg = _get(mcfg, "train", self.cfg.train)
-        stage = str(_get(train_cfg, "stage", "diffusion"))
+        node = _get(mcfg, "train")
+        train_cfg = train_config(node) if node is not None else self.cfg.train
+        stage = train_cfg.stage
         # A stage that starts from trained weights refuses a random start unless asked for: a
         # silently random encoder (b) or U-Net (c) trains, but not the published model.
         trained_start = (
             self.provenance.get("weights") != "random"  # method.weights holds a whole ECDP model
             or bool(_get(_get(cfg, "init", {}), "checkpoint"))  # the runner loads init.checkpoint
-            or bool(_get(train_cfg, "allow_random_init"))
+            or train_cfg.allow_random_init
         )
         if stage == "finetune" and not trained_start:
             raise ECDPConfigError(
                 "ECDP fine-tuning (stage c) starts from a trained stage-b model: set init.checkpoint=<stage-b "
                 "run dir or step_*.pt> or method.weights=<checkpoint> (method.train.allow_random_init=true only for tests)"
             )
-        if stage == "diffusion" and not trained_start and not _get(train_cfg, "regressor_weights"):
+        if stage == "diffusion" and not trained_start and not train_cfg.regressor_weights:
             raise ECDPConfigError(
                 "ECDP stage b (diffusion) starts its LR encoder from the stage-a regressor: set "
                 "method.train.regressor_weights=<stage-a run dir, its step_*.pt, or the authors' pretrained-rrdbnet-*.pt>, "
@@ -376,36 +401,27 @@ class ECDPTrainer(Trainer):
     evaluation with the EMA weights.
     """
 
-    def __init__(self, method: ECDP, train_cfg: Mapping[str, Any]) -> None:
+    def __init__(self, method: ECDP, train_cfg: TrainConfig) -> None:
         self.method = method
-        self.stage = str(_get(train_cfg, "stage", "diffusion"))
-        if self.stage not in STAGES:
-            raise ECDPConfigError(
-                f"ECDP: method.train.stage must be one of {', '.join(STAGES)}, got {self.stage!r}"
-            )
-        self.encoder_lr = float(_get(train_cfg, "encoder_lr", 1e-5))
+        self.stage = train_cfg.stage
+        self.encoder_lr = train_cfg.encoder_lr
         cfg, net = method.cfg, method.net
         self.net = net
         device = method.device
+        enc = cfg.encoder
         if self.stage == "regressor":
-            self.regressor = RRDBRegressor(
-                cfg.encoder_blocks, cfg.scale, 3, cfg.encoder_features, cfg.encoder_growth
-            )
+            self.regressor = RRDBRegressor(enc.num_blocks, cfg.scale, 3, enc.num_features, enc.growth)
             self.regressor.to(device)
-            if _get(train_cfg, "regressor_weights"):
-                load_regressor_weights(
-                    self.regressor, _get(train_cfg, "regressor_weights"), encoder_only=False
-                )
+            if train_cfg.regressor_weights:
+                load_regressor_weights(self.regressor, train_cfg.regressor_weights, encoder_only=False)
         elif self.stage == "diffusion":
-            if _get(train_cfg, "regressor_weights"):
+            if train_cfg.regressor_weights:
                 # ECDP's constructor: lr_feats = pretrained RRDBNet trunk, tail discarded
-                load_regressor_weights(net.lr_feats, _get(train_cfg, "regressor_weights"), encoder_only=True)
+                load_regressor_weights(net.lr_feats, train_cfg.regressor_weights, encoder_only=True)
         else:
             net.lr_feats.requires_grad_(False)  # the adjoint reaches only the U-Net
-            self.percep_weight = float(_get(train_cfg, "percep_weight", 0.5))
-            self.percep = PerceptualLoss(
-                str(_get(train_cfg, "percep_backbone", "imagenet")), _get(train_cfg, "percep_weights")
-            ).to(device)
+            self.percep_weight = train_cfg.percep_weight
+            self.percep = PerceptualLoss(train_cfg.percep_backbone, train_cfg.percep_weights).to(device)
             self.solver = cfg.solver
         net.train()
         self.last_nfe_forward = 0
