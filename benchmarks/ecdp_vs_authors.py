@@ -21,10 +21,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+
+from srbench.timing import timed_call
 
 _checkout = Path(os.environ.get("ECDP_AUTHORS", "/tmp/ecdp_authors"))
 if not (_checkout / "lib" / "model" / "diffusion.py").is_file():
@@ -50,13 +51,9 @@ def counted(module: torch.nn.Module) -> dict[str, int]:
 
 
 def timed(fn, device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
+    """(output, seconds) of one call, timed by srbench.timing as bench and perf time."""
+    t = timed_call(fn, device)
+    return t.result, t.ms / 1000
 
 
 def main() -> None:

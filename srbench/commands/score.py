@@ -18,7 +18,13 @@ from pathlib import Path
 
 from srbench.errors import UserError, one_line, report
 from srbench.results import leaderboard as lb
-from srbench.results.records import build_summary, per_image_columns, score_manifest, write_score_record
+from srbench.results.records import (
+    build_summary,
+    metric_columns,
+    per_image_columns,
+    score_manifest,
+    write_score_record,
+)
 from srbench.results.store import STATUS_OK
 from srbench.runners.scoring import score_batch
 
@@ -105,7 +111,7 @@ def score_folders(args: argparse.Namespace) -> Path:
     device = resolve_device(args.device)
     nets = () if args.lpips == "none" else tuple(n for n in args.lpips.split(",") if n)
     suite = build_metrics(args.profile, lpips_nets=nets, lpips_weights=args.lpips_weights, device=device)
-    columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or lr_files)]
+    columns = metric_columns(suite, has_hr=True, lr_psnr=bool(lr_files))
     for column, reason in suite.missing.items():
         print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
 

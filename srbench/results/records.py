@@ -50,6 +50,15 @@ def per_image_columns(metric_columns: Sequence[str], timing: bool = True) -> lis
     return BASE_COLUMNS + list(metric_columns) + (TIMING_COLUMNS if timing else []) + TRAILING_COLUMNS
 
 
+def metric_columns(suite: Any, *, has_hr: bool, lr_psnr: bool) -> list[str]:
+    """The metric columns a run writes: the suite's computable ones, LR-PSNR only where the LR
+    operator is known (``lr_psnr``), only the no-reference ones for LR-only sets."""
+    columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or lr_psnr)]
+    if not has_hr:
+        columns = [c for c in columns if c in suite.no_reference_columns]
+    return columns
+
+
 def write_rows(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """A whole per-image table, written atomically (``srbench score``: nothing to resume)."""
     buf = io.StringIO()

@@ -37,7 +37,13 @@ from srbench.method import SRMethod, get_method, method_entries
 from srbench.paths import CONF_DIR
 from srbench.results import leaderboard as lb
 from srbench.results.lock import RunLock
-from srbench.results.records import RunRecord, bench_manifest, per_image_columns, write_failure
+from srbench.results.records import (
+    RunRecord,
+    bench_manifest,
+    metric_columns,
+    per_image_columns,
+    write_failure,
+)
 from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, PerImageCSV, RunDir, read_json
 from srbench.runners import distributed as dist
 from srbench.runners.schemas import BenchSettings, bench_settings
@@ -258,15 +264,6 @@ def report_missing_metrics(suite: Any) -> None:
         print(f"[srbench] {column} not computed: {reason}", file=sys.stderr)
 
 
-def metric_columns_for(suite: Any, dataset: SRDataset, degrade: Any) -> list[str]:
-    """The metric columns this run writes: computable ones, LR-PSNR only with a known LR operator,
-    no-reference ones only for LR-only sets."""
-    columns = [c for c in suite.columns if c not in suite.missing and (c != "lr_psnr" or degrade is not None)]
-    if not dataset.has_hr:
-        columns = [c for c in columns if c in suite.no_reference_columns]
-    return columns
-
-
 def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = None, *,
               dataset: SRDataset | None = None, suite: Any = None) -> RunResult:
     """Run one method on one dataset (``cfg``: the resolved bench config as a dict).
@@ -290,7 +287,7 @@ def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = Non
         report_missing_metrics(suite)
     profile = cfg["metrics"]["profile"]
     degrade = lr_operator(dataset)
-    columns = metric_columns_for(suite, dataset, degrade)
+    columns = metric_columns(suite, has_hr=dataset.has_hr, lr_psnr=degrade is not None)
     names = dataset.names[: settings.max_images] if settings.max_images else dataset.names
 
     run_name = settings.run_name or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
