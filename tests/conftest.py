@@ -46,3 +46,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def toy_site(tmp_path) -> Path:
+    """A throw-away third-party plugin distribution (tests/helpers.py: toy_nearest, toy_weighted)."""
+    from helpers import TOY_PLUGIN_SOURCE, make_plugin
+
+    return make_plugin(tmp_path / "site", "toy-sr-plugin", "toy_sr_plugin",
+                       {"toy_nearest": "toy_sr_plugin:NearestToy", "toy_weighted": "toy_sr_plugin:NeedsWeights"},
+                       TOY_PLUGIN_SOURCE)
+
+
+@pytest.fixture
+def toy(toy_site, monkeypatch) -> Path:
+    """The toy plugin, importable in this process (as if pip-installed)."""
+    monkeypatch.syspath_prepend(str(toy_site))
+    return toy_site

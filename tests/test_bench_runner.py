@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TOY_PLUGIN_SOURCE, bench_config, make_plugin, run_cli
+from helpers import bench_config, run_cli
 from PIL import Image
 
 from srbench.runners import bench
@@ -30,13 +30,6 @@ def scores(run_dir: Path) -> list[tuple]:
             for r in rows(run_dir)]
 
 
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    root = make_plugin(tmp_path / "site", "toy-sr-plugin", "toy_sr_plugin",
-                       {"toy_nearest": "toy_sr_plugin:NearestToy", "toy_weighted": "toy_sr_plugin:NeedsWeights"},
-                       TOY_PLUGIN_SOURCE)
-    monkeypatch.syspath_prepend(str(root))
-    return root
 
 
 def test_bicubic_run_writes_results_store(tmp_path):

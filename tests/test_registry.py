@@ -27,23 +27,16 @@ def test_unknown_method_lists_valid_names():
     assert "no_such_method" in str(err.value) and "bicubic" in str(err.value)
 
 
-@pytest.fixture
-def toy_plugin(tmp_path, monkeypatch):
-    root = make_plugin(tmp_path / "site", "toy-sr-plugin", "toy_sr_plugin",
-                       {"toy_nearest": "toy_sr_plugin:NearestToy", "toy_weighted": "toy_sr_plugin:NeedsWeights"},
-                       TOY_PLUGIN_SOURCE)
-    monkeypatch.syspath_prepend(str(root))
-    return root
 
 
-def test_third_party_plugin_is_found_and_loads(toy_plugin):
+def test_third_party_plugin_is_found_and_loads(toy):
     entries = method_entries()
     assert entries["toy_nearest"].distribution == "toy-sr-plugin"
     cls = get_method("toy_nearest")
     assert cls.name == "toy_nearest" and cls.supports_scale(4) and not cls.supports_scale(3)
 
 
-def test_duplicate_names_are_an_error(toy_plugin, tmp_path, monkeypatch):
+def test_duplicate_names_are_an_error(toy, tmp_path, monkeypatch):
     other = make_plugin(tmp_path / "site2", "other-plugin", "other_plugin",
                         {"toy_nearest": "other_plugin:Something"}, "Something = None\n")
     monkeypatch.syspath_prepend(str(other))
@@ -59,8 +52,8 @@ def test_entry_point_name_must_match_class_name(tmp_path, monkeypatch):
         get_method("alias")
 
 
-def test_srbench_list_shows_plugin_scales_and_weights(toy_plugin):
-    out = run_cli(["srbench", "list"], env=plugin_env(toy_plugin))
+def test_srbench_list_shows_plugin_scales_and_weights(toy):
+    out = run_cli(["srbench", "list"], env=plugin_env(toy))
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.startswith("  ")}
     assert "scales=any" in lines["bicubic"] and "none needed" in lines["bicubic"]
@@ -69,10 +62,10 @@ def test_srbench_list_shows_plugin_scales_and_weights(toy_plugin):
     assert "samples" in lines and "folder" in lines
 
 
-def test_plugin_method_runs_through_bench(toy_plugin, tmp_path):
+def test_plugin_method_runs_through_bench(toy, tmp_path):
     out = run_cli(["srbench-bench", "method=toy_nearest", "dataset=samples", "dataset.images=[coins]",
                    f"results_dir={tmp_path / 'results'}", "metrics.lpips_nets=[]", "num_workers=0"],
-                  env=plugin_env(toy_plugin), cwd=tmp_path)
+                  env=plugin_env(toy), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "toy_nearest" in out.stdout
     runs = list((tmp_path / "results" / "samples" / "toy_nearest").iterdir())

@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import TOY_PLUGIN_SOURCE, bench_config, make_plugin
+from helpers import bench_config
 
 from srbench.runners import bench
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    root = make_plugin(tmp_path / "site", "toy-sr-plugin", "toy_sr_plugin",
-                       {"toy_nearest": "toy_sr_plugin:NearestToy", "toy_weighted": "toy_sr_plugin:NeedsWeights"},
-                       TOY_PLUGIN_SOURCE)
-    monkeypatch.syspath_prepend(str(root))
-    return root
-
 
 SMALL = ["dataset.images=[coins,camera]", "metrics.lpips_nets=[]", "num_workers=0"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import BIN, TOY_PLUGIN_SOURCE, bench_config, make_plugin, plugin_env, run_cli
+from helpers import BIN, bench_config, plugin_env, run_cli
 from PIL import Image
 
 from srbench.runners.bench import execute, run_bench
@@ -39,17 +39,6 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def toy(tmp_path):
-    return make_plugin(tmp_path / "site", "toy-sr-plugin", "toy_sr_plugin",
-                       {"toy_nearest": "toy_sr_plugin:NearestToy", "toy_weighted": "toy_sr_plugin:NeedsWeights"},
-                       TOY_PLUGIN_SOURCE)
-
-
-@pytest.fixture
-def toy_on_path(toy, monkeypatch):
-    monkeypatch.syspath_prepend(str(toy))
-    return toy
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +57,8 @@ def _bench_cmd(hr: Path, results: Path, *extra: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- 1. one writer per run
-def test_second_writer_refuses_in_one_line_and_killed_holder_releases_the_lock(forty, toy, tmp_path):
-    env = plugin_env(toy, OMP_NUM_THREADS="1")
+def test_second_writer_refuses_in_one_line_and_killed_holder_releases_the_lock(forty, toy_site, tmp_path):
+    env = plugin_env(toy_site, OMP_NUM_THREADS="1")
     run_dir = tmp_path / "res" / "folder" / "toy_nearest" / "r"
     # 40 × 0.4 s: the first run is still writing when the second one (a few seconds of start-up) comes
     first = subprocess.Popen(_bench_cmd(forty, tmp_path / "res", "+method.delay=0.4"), env=env,
@@ -205,12 +194,12 @@ def test_pixel_limit_is_a_setting(tmp_path):
 @pytest.mark.parametrize("fail, needle", [("nan", "produced NaN/Inf for image(s) a"),
                                           ("shape", "returned shape (1, 3, 31, 32)"),
                                           ("unsupported", "toy_nearest cannot take a 8×8 input")])
-def test_broken_method_output_is_one_line(fail, needle, toy, tmp_path):
+def test_broken_method_output_is_one_line(fail, needle, toy_site, tmp_path):
     hr = tmp_path / "hr"
     _png(hr / "a.png", 32, 32)
     out = run_cli(["srbench-bench", "method=toy_nearest", f"+method.fail={fail}", "dataset=folder",
                    f"dataset.hr_dir={hr}", f"results_dir={tmp_path / 'r'}", "metrics.lpips_nets=[]",
-                   "num_workers=0"], env=plugin_env(toy), cwd=tmp_path)
+                   "num_workers=0"], env=plugin_env(toy_site), cwd=tmp_path)
     assert out.returncode == 2
     assert needle in _one_error_line(out.stderr)
 
@@ -339,7 +328,7 @@ def test_resume_rescores_an_image_whose_file_changed(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- 8. what the console says
-def test_infinite_psnr_shows_n_and_inf_beside_the_mean(toy_on_path, tmp_path, capsys):
+def test_infinite_psnr_shows_n_and_inf_beside_the_mean(toy, tmp_path, capsys):
     from helpers import bench_config as cfg_of
 
     hr = tmp_path / "hr"
