@@ -93,8 +93,8 @@ def nfe_per_image(method: Any, batch: int) -> list[float | None]:
     if value is None:
         return [None] * batch
     if isinstance(value, (int, float)):
-        return [float(value)] * batch
-    values = [None if v is None else float(v) for v in value]
+        return [value] * batch
+    values = list(value)
     if len(values) != batch:
         raise ValueError(f"method {getattr(method, 'name', method)!r} reported {len(values)} NFE values for "
                          f"{batch} images")

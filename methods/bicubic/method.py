@@ -39,5 +39,5 @@ class Bicubic(SRMethod):
         return {"name": self.name, "params_total": 0, "params_trainable": 0,
                 "exact_uint8": self.exact_uint8, "weights": None}
 
-    def nfe_per_image(self) -> float:
-        return 0.0  # interpolation: no network evaluations
+    def nfe_per_image(self) -> int:
+        return 0  # interpolation: no network evaluations

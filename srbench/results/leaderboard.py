@@ -27,7 +27,8 @@ def num(v: Any) -> float:
 
 
 def metric_columns(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
-    present = {m for s in summaries for m in (s.get("metrics") or {})}
+    """Every metric a summary has or reports missing (a missing one reads "—", not absent)."""
+    present = {m for s in summaries for m in [*(s.get("metrics") or {}), *(s.get("missing_metrics") or {})]}
     return [m for m in METRIC_ORDER if m in present] + sorted(present - set(METRIC_ORDER))
 
 
