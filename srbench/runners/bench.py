@@ -15,6 +15,7 @@ records themselves are :mod:`srbench.results.records`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -285,87 +286,100 @@ def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = Non
     if suite is None:
         suite = build_suite(cfg, device, dataset.scale)
         report_missing_metrics(suite)
-    profile = cfg["metrics"]["profile"]
-    degrade = lr_operator(dataset)
-    columns = metric_columns(suite, has_hr=dataset.has_hr, lr_psnr=degrade is not None)
-    names = dataset.names[: settings.max_images] if settings.max_images else dataset.names
-
     run_name = settings.run_name or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
-    run = RunDir(settings.results_dir, dataset.name, method_cls.name, run_name)
-    rank = dist.rank()
-    row_columns = per_image_columns(columns)
-    method = method_cls.from_config(method_cfg, device, dtype)
-    identity = run_identity(method.describe(), dataset.describe())
-    info = dataset.describe()
-    header = {"method": method_cls.name, "dataset": dataset.name, "scale": dataset.scale, "profile": profile,
-              "metric_ids": {c: suite.ids_for(dataset.scale).get(c, c) for c in columns},
-              "missing_metrics": suite.missing,
-              "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info}}
-    lock = RunLock(run.path) if rank == 0 else None
-    if lock is not None:
-        lock.acquire()  # one writer per run directory; a second one refuses in one line
-    try:
-        return _run_locked(cfg, settings, method_cfg, method, dataset, suite, degrade, device, dtype, run, run_name,
-                           names, columns, row_columns, identity, header, profile)
-    finally:
-        if lock is not None:
-            lock.release()
+    run = BenchRun(cfg, settings, method_cfg, method_cls.from_config(method_cfg, device, dtype), dataset, suite,
+                   device, dtype, RunDir(settings.results_dir, dataset.name, method_cls.name, run_name), run_name)
+    # one writer per run directory (rank 0 writes it); a second one refuses in one line
+    with RunLock(run.dir.path) if dist.rank() == 0 else contextlib.nullcontext():
+        return run.execute()
 
 
-def _run_locked(cfg: Mapping[str, Any], settings: BenchSettings, method_cfg: Mapping[str, Any], method: SRMethod,
-                dataset: SRDataset, suite: Any, degrade: Any, device: torch.device, dtype: torch.dtype, run: RunDir,
-                run_name: str, names: Sequence[str], columns: list[str], row_columns: list[str],
-                identity: Mapping[str, Any], header: Mapping[str, Any], profile: str) -> RunResult:
-    rank, world = dist.rank(), dist.world_size()
-    started = time.time()
-    record: RunRecord | None = None
-    if rank == 0:
-        previous = _check_resumable(run, identity)
-        record = RunRecord(run, row_columns, columns, header=header, names=names, started=started)
-        if record.rows and not settings.resume:
-            raise UserError(f"{run.path} already holds results; use resume=true or a new run_name")
-        record.remember(dist.merge_shards(run, record.table, names))  # rows left by a killed multi-GPU run
-        stale = changed_sources(record, dataset, names)
+@dataclass
+class BenchRun:
+    """One method on one dataset, once everything is built: resume, score what is left, summarise."""
+
+    cfg: Mapping[str, Any]
+    settings: BenchSettings
+    method_cfg: Mapping[str, Any]
+    method: SRMethod
+    dataset: SRDataset
+    suite: Any
+    device: torch.device
+    dtype: torch.dtype
+    dir: RunDir
+    run_name: str
+
+    def __post_init__(self) -> None:
+        ds, settings = self.dataset, self.settings
+        self.degrade = lr_operator(ds)
+        self.columns = metric_columns(self.suite, has_hr=ds.has_hr, lr_psnr=self.degrade is not None)
+        self.row_columns = per_image_columns(self.columns)
+        self.names = ds.names[: settings.max_images] if settings.max_images else ds.names
+        self.identity = run_identity(self.method.describe(), ds.describe())
+        info = ds.describe()
+        self.header = {
+            "method": self.method.name, "dataset": ds.name, "scale": ds.scale, "profile": self.cfg["metrics"]["profile"],
+            "metric_ids": {c: self.suite.ids_for(ds.scale).get(c, c) for c in self.columns},
+            "missing_metrics": self.suite.missing,
+            "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info}}
+
+    def open_record(self, started: float) -> tuple[RunRecord, dict[str, Any]]:
+        """Rank 0: the stored rows (checked, shards merged, changed images dropped) and the manifest."""
+        previous = _check_resumable(self.dir, self.identity)
+        record = RunRecord(self.dir, self.row_columns, self.columns, header=self.header, names=self.names,
+                           started=started)
+        if record.rows and not self.settings.resume:
+            raise UserError(f"{self.dir.path} already holds results; use resume=true or a new run_name")
+        record.remember(dist.merge_shards(self.dir, record.table, self.names))  # rows left by a killed multi-GPU run
+        stale = changed_sources(record, self.dataset, self.names)
         if stale:
             print(f"[srbench] {len(stale)} image(s) changed since they were scored, rescoring them: "
                   f"{', '.join(stale[:10])}{' …' if len(stale) > 10 else ''}", file=sys.stderr)
             record.drop(stale)
-        manifest = bench_manifest(run_name=run_name, config={**cfg, "method": method_cfg}, method=method.describe(),
-                                  dataset=dataset.describe(),
-                                  metrics={**suite.describe(), "ids": suite.ids_for(dataset.scale)},
-                                  identity=identity, device=device, dtype=dtype, world=world, previous=previous)
-        run.write_manifest(manifest)
+        manifest = bench_manifest(
+            run_name=self.run_name, config={**self.cfg, "method": self.method_cfg}, method=self.method.describe(),
+            dataset=self.dataset.describe(),
+            metrics={**self.suite.describe(), "ids": self.suite.ids_for(self.dataset.scale)}, identity=self.identity,
+            device=self.device, dtype=self.dtype, world=dist.world_size(), previous=previous)
+        self.dir.write_manifest(manifest)
         record.write_summary("running")
-    dist.barrier()  # rank 0 has merged leftover shards: every rank now sees the same done set
-    shard_table = None if world == 1 else dist.shard_table(run, row_columns, rank)
-    done = record.done() if record is not None else PerImageCSV(run.per_image_path, row_columns).done()
-    todo = [i for i, n in enumerate(names) if n not in done][rank::world]
+        return record, manifest
 
-    loop = BenchLoop(method, suite, degrade, device, settings, run, _save_budget(settings.save_images, names),
-                     profile)
-    loader = torch.utils.data.DataLoader(
-        _SafeDataset(dataset, todo), batch_size=settings.batch_size, num_workers=settings.num_workers,
-        collate_fn=collate_samples, pin_memory=device.type == "cuda", persistent_workers=False)
-    try:
-        for batch in _progress(loader, desc=f"{method.name} on {dataset.name}", disable=rank != 0):
-            rows = loop.batch(batch)
-            if shard_table is not None:
-                shard_table.append(rows)
-            else:
-                record.add(rows)
-    except BaseException as exc:
-        if record is not None:
-            record.write_summary("partial" if isinstance(exc, KeyboardInterrupt) else "failed", error=one_line(exc))
-        raise
-    dist.barrier()
-    if record is None:
-        return RunResult(method.name, dataset.name, run.path, "shard-done")
-    record.remember(dist.merge_shards(run, record.table, names))
-    manifest["dataset"] = dataset.describe()  # now with the complete LR-cache hash
-    run.write_manifest(manifest)
-    summary = record.write_summary()
-    _log_run(cfg, run, run_name, method.name, dataset.name, record.ordered_rows(), summary, manifest["config"])
-    return RunResult(method.name, dataset.name, run.path, summary["status"], summary)
+    def execute(self) -> RunResult:
+        rank, world = dist.rank(), dist.world_size()
+        record, manifest = self.open_record(time.time()) if rank == 0 else (None, None)
+        dist.barrier()  # rank 0 has merged leftover shards: every rank now sees the same done set
+        shard = None if world == 1 else dist.shard_table(self.dir, self.row_columns, rank)
+        done = record.done() if record is not None else PerImageCSV(self.dir.per_image_path, self.row_columns).done()
+        todo = [i for i, n in enumerate(self.names) if n not in done][rank::world]
+        loop = BenchLoop(self.method, self.suite, self.degrade, self.device, self.settings, self.dir,
+                         _save_budget(self.settings.save_images, self.names), self.header["profile"])
+        loader = torch.utils.data.DataLoader(
+            _SafeDataset(self.dataset, todo), batch_size=self.settings.batch_size,
+            num_workers=self.settings.num_workers, collate_fn=collate_samples, pin_memory=self.device.type == "cuda",
+            persistent_workers=False)
+        try:
+            for batch in _progress(loader, desc=f"{self.method.name} on {self.dataset.name}", disable=rank != 0):
+                rows = loop.batch(batch)
+                if shard is not None:
+                    shard.append(rows)
+                else:
+                    record.add(rows)
+        except BaseException as exc:
+            if record is not None:
+                record.write_summary("partial" if isinstance(exc, KeyboardInterrupt) else "failed",
+                                     error=one_line(exc))
+            raise
+        dist.barrier()
+        if record is None:
+            return RunResult(self.method.name, self.dataset.name, self.dir.path, "shard-done")
+        record.remember(dist.merge_shards(self.dir, record.table, self.names))
+        manifest["dataset"] = self.dataset.describe()  # now with the complete LR-cache hash
+        self.dir.write_manifest(manifest)
+        summary = record.write_summary()
+        _log_run(self.cfg, self.dir, self.run_name, self.method.name, self.dataset.name, record.ordered_rows(),
+                 summary, manifest["config"])
+        return RunResult(self.method.name, self.dataset.name, self.dir.path, summary["status"], summary)
 
 
 def _apply_pixel_limit(settings: BenchSettings) -> None:
