@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from srbench.metrics.color import quantize_8bit, rgb_to_y
+from srbench.metrics.iqa import PyiqaMetric
 from srbench.metrics.lpips import LPIPS, LPIPS_VERSION
 from srbench.metrics.lr_psnr import lr_psnr
 from srbench.metrics.planes import ShapeMismatchError, check_pair, crop_for_scale
@@ -67,14 +68,14 @@ class MetricSuite:
 
     #: the suite takes ``gray=`` (runners check this before passing it)
     accepts_gray: ClassVar[bool] = True
-    #: columns that need no HR (LR-only datasets)
-    no_reference_columns: ClassVar[tuple[str, ...]] = ("lr_psnr",)
 
     profile: MetricProfile
     lpips: dict[str, LPIPS] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     scale: float | None = None
     lpips_nets: dict[str, str] = field(default_factory=dict)  # column → net, including missing ones
+    iqa: dict[str, PyiqaMetric] = field(default_factory=dict)  # metrics.extra: column → pyiqa metric
+    iqa_names: dict[str, str] = field(default_factory=dict)  # column → pyiqa name, including missing ones
 
     def __post_init__(self) -> None:
         self._last_scale: float | None = None
@@ -85,7 +86,12 @@ class MetricSuite:
 
     @property
     def columns(self) -> list[str]:
-        return ["psnr", "ssim", *self.lpips, "lr_psnr"]
+        return ["psnr", "ssim", *self.lpips, *self.iqa, "lr_psnr"]
+
+    @property
+    def no_reference_columns(self) -> tuple[str, ...]:
+        """Columns that need no HR (LR-only datasets, ``srbench score`` without HR)."""
+        return (*(c for c, m in self.iqa.items() if not m.full_reference), "lr_psnr")
 
     @property
     def ids(self) -> dict[str, str]:
@@ -97,12 +103,14 @@ class MetricSuite:
             "psnr": self.profile.metric_id("psnr", scale),
             "ssim": self.profile.metric_id("ssim", scale),
             **self._lpips_ids,
+            **{c: self.iqa[c].metric_id if c in self.iqa else f"{n}@pyiqa" for c, n in self.iqa_names.items()},
             "lr_psnr": "lr_psnr@basicsr-rgb-crop0",
         }
 
     @property
     def higher_is_better(self) -> dict[str, bool]:
-        return {"psnr": True, "ssim": True, **{c: False for c in self._lpips_ids}, "lr_psnr": True}
+        return {"psnr": True, "ssim": True, **{c: False for c in self._lpips_ids},
+                **{c: m.higher_is_better for c, m in self.iqa.items()}, "lr_psnr": True}
 
     def describe(self) -> dict[str, Any]:
         """Facts for the run manifest."""
@@ -112,6 +120,7 @@ class MetricSuite:
             "ids": self.ids,
             "missing": dict(self.missing),
             "lpips_random_backbone": {c: m.random_backbone for c, m in self.lpips.items()},
+            "stochastic": [c for c, m in self.iqa.items() if m.stochastic],
         }
 
     def __call__(
@@ -155,6 +164,11 @@ class MetricSuite:
                 sr8, hr8 = quantize_8bit(sr, torch.float32) / 255.0, quantize_8bit(hr, torch.float32) / 255.0
                 for col, module in self.lpips.items():
                     out[col] = module(sr8, hr8)
+        # pyiqa metrics see the same [0, 1] RGB the caller passed (pyiqa's own contract).
+        for col, metric in self.iqa.items():
+            if metric.full_reference and hr is None:
+                continue
+            out[col] = metric(sr.clamp(0, 1), None if hr is None else hr.clamp(0, 1))
         if lr is not None and degrade is not None:
             out["lr_psnr"] = lr_psnr(sr, lr.to(sr.device), degrade, names=names)
         return {k: v.detach().to("cpu", torch.float64) for k, v in out.items()}
@@ -167,6 +181,9 @@ def build_metrics(
     lpips_weights: str | Mapping[str, str] | None = None,
     device: torch.device | str | None = None,
     scale: float | None = None,
+    extra: Sequence[str] = (),
+    extra_random_init: bool = False,
+    seed: int = 0,
 ) -> MetricSuite:
     """Build the metrics of ``profile``; never fails because LPIPS weights are missing.
 
@@ -180,6 +197,10 @@ def build_metrics(
             ``"random"`` for random backbones (tests and perf only; ids say so).
         device: where to build LPIPS first (it follows the inputs' device anyway).
         scale: fix the scale, so :attr:`MetricSuite.ids` are concrete.
+        extra: pyiqa metric names (``dists``, ``clipiqa``, ``musiq``, ``maniqa-pipal``, ``niqe``, …),
+            each a column of that name with ``-`` → ``_``; missing weights → ``suite.missing``.
+        extra_random_init: random-initialised pyiqa networks (tests and perf only; ids say so).
+        seed: seed of random init and of stochastic pyiqa metrics.
     """
     prof = get_profile(profile)
     modules: dict[str, LPIPS] = {}
@@ -195,4 +216,20 @@ def build_metrics(
             missing[col] = str(err)
             continue
         modules[col] = module.to(device) if device is not None else module
-    return MetricSuite(prof, modules, missing, scale, nets)
+    iqa: dict[str, PyiqaMetric] = {}
+    iqa_names: dict[str, str] = {}
+    for name in extra:
+        col = iqa_column(name)
+        iqa_names[col] = name
+        try:
+            iqa[col] = PyiqaMetric(name, device=device or "cpu", random_init=extra_random_init, seed=seed)
+        except MissingWeightsError as err:
+            missing[col] = str(err)
+        except ImportError as err:
+            missing[col] = f"{name}: pyiqa is not installed ({err.name}); pip install 'srbench[iqa]'"
+    return MetricSuite(prof, modules, missing, scale, nets, iqa, iqa_names)
+
+
+def iqa_column(name: str) -> str:
+    """Results column of pyiqa metric ``name``: ``maniqa-pipal`` → ``maniqa_pipal``."""
+    return name.replace("-", "_").replace("+", "_plus")

@@ -1,0 +1,170 @@
+"""pyiqa metrics (DISTS, CLIPIQA, MUSIQ, MANIQA, NIQE, … any pyiqa name) as srbench metrics.
+
+The networks are pyiqa's, never re-written here. What this bridge adds:
+
+* one input contract: RGB float in [0, 1], B×3×H×W, on the metric's device (pyiqa checks the
+  range itself; grey B×1 images are replicated to 3 channels here);
+* weight files found through :mod:`srbench.weights`: every ``load_file_from_url`` pyiqa makes
+  while building a metric is answered from ``$SRBENCH_WEIGHTS/pyiqa/<file>`` or pyiqa's own
+  cache (``torch.hub.get_dir()/pyiqa``) without touching the network; absent → one
+  :class:`MissingWeightsError` line naming the file, where it looked and the URL;
+* a metric id ``<name>@pyiqa-<version>-<sha256[:12] of each weight file>`` (``-random<seed>``
+  for random-initialised networks, tests and perf only);
+* pyiqa's RNG seeded per call for stochastic metrics (MANIQA's random crops), flagged in
+  :attr:`PyiqaMetric.stochastic`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from srbench.weights import MissingWeightsError, WeightFile, resolve, sha256_file
+
+#: pyiqa metrics whose forward draws random numbers (random crops): seeded per call.
+STOCHASTIC = frozenset({"maniqa", "maniqa-pipal", "maniqa-kadid", "maniqa-koniq"})
+
+
+def pyiqa_version() -> str:
+    import pyiqa
+
+    return getattr(pyiqa, "__version__", "unknown")
+
+
+def pyiqa_cache_dir() -> Path:
+    """pyiqa's download folder (``torch.hub.get_dir()/pyiqa``)."""
+    return Path(torch.hub.get_dir()) / "pyiqa"
+
+
+def weight_file(url: str, file_name: str | None = None) -> WeightFile:
+    """The file pyiqa would fetch from ``url`` as a :class:`WeightFile` (method ``pyiqa``)."""
+    name = file_name or os.path.basename(url.split("?")[0])
+    return WeightFile(method="pyiqa", filename=name, url=url, description="pyiqa metric weights",
+                      obtain="pyiqa downloads it on first use")
+
+
+def _arch_modules() -> list:
+    return [m for k, m in list(sys.modules.items())
+            if m is not None and (k.startswith("pyiqa.") or k == "pyiqa") and hasattr(m, "load_file_from_url")]
+
+
+@contextlib.contextmanager
+def offline_downloads(found: dict[str, str]) -> Iterator[None]:
+    """Answer pyiqa's ``load_file_from_url`` from local files only; record name → sha256 in ``found``."""
+    import pyiqa.archs  # noqa: F401  (imports every arch module, so each binding gets patched)
+
+    def local(url: str, model_dir: str | None = None, progress: bool = True, file_name: str | None = None) -> str:
+        wf = weight_file(url, file_name)
+        explicit = Path(model_dir) if model_dir else pyiqa_cache_dir()
+        path = _find_local(wf, explicit)
+        found[wf.filename] = sha256_file(path)
+        return str(path)
+
+    mods = _arch_modules()
+    saved = [(m, m.load_file_from_url) for m in mods]
+    for m in mods:
+        m.load_file_from_url = local
+    try:
+        yield
+    finally:
+        for m, fn in saved:
+            m.load_file_from_url = fn
+
+
+def _find_local(wf: WeightFile, cache: Path) -> Path:
+    """$SRBENCH_WEIGHTS/pyiqa/<file> first, then pyiqa's cache; else one line."""
+    for cand in (wf.default_dest(), cache / wf.filename):
+        if cand.is_file():
+            return cand
+    try:
+        return resolve(wf, None, check=False)
+    except MissingWeightsError:
+        raise MissingWeightsError(
+            f"pyiqa needs {wf.filename}; looked in: {wf.default_dest()}, {cache / wf.filename}. "
+            f"To get it: download {wf.url} and copy it to either place"
+        ) from None
+
+
+def _network_error(err: BaseException) -> bool:
+    import urllib.error
+
+    names = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "MaxRetryError"}
+    return isinstance(err, (urllib.error.URLError, ConnectionError)) or type(err).__name__ in names
+
+
+class PyiqaMetric:
+    """One pyiqa metric, built once; call it on batches.
+
+    Args:
+        name: any pyiqa metric name (``pyiqa.list_models()``).
+        device: where the network lives (inputs are moved there).
+        random_init: build the network with ``pretrained=False`` under ``seed`` (tests, perf).
+        seed: seed for random init and for stochastic forwards.
+    """
+
+    def __init__(self, name: str, *, device: torch.device | str = "cpu", random_init: bool = False,
+                 seed: int = 0):
+        import pyiqa
+
+        if name not in pyiqa.list_models():
+            raise ValueError(f"unknown pyiqa metric {name!r} (see pyiqa.list_models())")
+        self.name, self.seed, self.random_init = name, seed, random_init
+        self.device = torch.device(device)
+        self.weights: dict[str, str] = {}
+        kwargs = {"pretrained": False} if random_init else {}
+        try:
+            with offline_downloads(self.weights), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                try:
+                    self.model = pyiqa.create_metric(name, device=self.device, **kwargs)
+                except TypeError as err:  # metric has no learned weights to skip (NIQE, BRISQUE, …)
+                    if not (random_init and "pretrained" in str(err)):
+                        raise
+                    self.model = pyiqa.create_metric(name, device=self.device)
+        except MissingWeightsError as err:
+            raise MissingWeightsError(f"{name}: {err}") from None
+        except Exception as err:
+            if _network_error(err):
+                raise MissingWeightsError(
+                    f"{name}: pyiqa could not build it offline ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+                    f"run it once on a connected machine to fill its caches (torch hub, HF hub)"
+                ) from None
+            raise
+        self.model.eval()
+        self.lower_better = bool(self.model.lower_better)
+        self.full_reference = self.model.metric_mode == "FR"
+        self.stochastic = name in STOCHASTIC
+
+    @property
+    def higher_is_better(self) -> bool:
+        return not self.lower_better
+
+    @property
+    def metric_id(self) -> str:
+        tag = f"random{self.seed}" if self.random_init else "-".join(
+            sha[:12] for _, sha in sorted(self.weights.items())) or "noweights"
+        return f"{self.name}@pyiqa-{pyiqa_version()}-{tag}" + (f"-seed{self.seed}" if self.stochastic else "")
+
+    def __call__(self, sr: Tensor, hr: Tensor | None = None) -> Tensor:
+        """B float64 scores of ``sr`` (and ``hr`` for full-reference metrics), RGB in [0, 1]."""
+        if self.full_reference and hr is None:
+            raise ValueError(f"{self.name} is full-reference; it needs HR")
+        sr = sr.to(self.device, torch.float32)
+        if sr.shape[1] == 1:
+            sr = sr.expand(-1, 3, -1, -1)
+        args = [sr]
+        if self.full_reference:
+            hr = hr.to(self.device, torch.float32)
+            args.append(hr.expand(-1, 3, -1, -1) if hr.shape[1] == 1 else hr)
+        ctx = torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+        with ctx, torch.inference_mode():
+            if self.stochastic:
+                torch.manual_seed(self.seed)
+            out = self.model(*args)
+        return out.detach().flatten().to("cpu", torch.float64)
