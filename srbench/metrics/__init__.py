@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 
 from srbench.metrics.color import quantize_8bit, rgb_to_y
+from srbench.metrics.colour_shift import colour_shift
+from srbench.metrics.colour_shift import metric_id as colour_shift_id
 from srbench.metrics.iqa import PyiqaMetric
 from srbench.metrics.lpips import LPIPS, LPIPS_VERSION
 from srbench.metrics.lr_psnr import lr_psnr
@@ -76,6 +78,7 @@ class MetricSuite:
     lpips_nets: dict[str, str] = field(default_factory=dict)  # column → net, including missing ones
     iqa: dict[str, PyiqaMetric] = field(default_factory=dict)  # metrics.extra: column → pyiqa metric
     iqa_names: dict[str, str] = field(default_factory=dict)  # column → pyiqa name, including missing ones
+    colour: bool = False  # the colour_shift column (srbench.metrics.colour_shift; needs LR and scale)
 
     def __post_init__(self) -> None:
         self._last_scale: float | None = None
@@ -86,12 +89,13 @@ class MetricSuite:
 
     @property
     def columns(self) -> list[str]:
-        return ["psnr", "ssim", *self.lpips, *self.iqa, "lr_psnr"]
+        return ["psnr", "ssim", *self.lpips, *self.iqa, *(["colour_shift"] if self.colour else []), "lr_psnr"]
 
     @property
     def no_reference_columns(self) -> tuple[str, ...]:
         """Columns that need no HR (LR-only datasets, ``srbench score`` without HR)."""
-        return (*(c for c, m in self.iqa.items() if not m.full_reference), "lr_psnr")
+        return (*(c for c, m in self.iqa.items() if not m.full_reference),
+                *(["colour_shift"] if self.colour else []), "lr_psnr")
 
     @property
     def ids(self) -> dict[str, str]:
@@ -104,13 +108,15 @@ class MetricSuite:
             "ssim": self.profile.metric_id("ssim", scale),
             **self._lpips_ids,
             **{c: self.iqa[c].metric_id if c in self.iqa else f"{n}@pyiqa" for c, n in self.iqa_names.items()},
+            **({"colour_shift": colour_shift_id(scale) if scale else "colour_shift@ciede2000"} if self.colour else {}),
             "lr_psnr": "lr_psnr@basicsr-rgb-crop0",
         }
 
     @property
     def higher_is_better(self) -> dict[str, bool]:
         return {"psnr": True, "ssim": True, **{c: False for c in self._lpips_ids},
-                **{c: m.higher_is_better for c, m in self.iqa.items()}, "lr_psnr": True}
+                **{c: m.higher_is_better for c, m in self.iqa.items()},
+                **({"colour_shift": False} if self.colour else {}), "lr_psnr": True}
 
     def describe(self) -> dict[str, Any]:
         """Facts for the run manifest."""
@@ -169,6 +175,8 @@ class MetricSuite:
             if metric.full_reference and hr is None:
                 continue
             out[col] = metric(sr.clamp(0, 1), None if hr is None else hr.clamp(0, 1))
+        if self.colour and lr is not None and scale is not None and sr.shape[1] == 3:
+            out["colour_shift"] = colour_shift(sr, lr, scale)
         if lr is not None and degrade is not None:
             out["lr_psnr"] = lr_psnr(sr, lr.to(sr.device), degrade, names=names)
         return {k: v.detach().to("cpu", torch.float64) for k, v in out.items()}
@@ -184,6 +192,7 @@ def build_metrics(
     extra: Sequence[str] = (),
     extra_random_init: bool = False,
     seed: int = 0,
+    colour: bool = False,
 ) -> MetricSuite:
     """Build the metrics of ``profile``; never fails because LPIPS weights are missing.
 
@@ -201,6 +210,7 @@ def build_metrics(
             each a column of that name with ``-`` → ``_``; missing weights → ``suite.missing``.
         extra_random_init: random-initialised pyiqa networks (tests and perf only; ids say so).
         seed: seed of random init and of stochastic pyiqa metrics.
+        colour: add the ``colour_shift`` column (ΔE00 of low-passed SR vs bicubic-up LR).
     """
     prof = get_profile(profile)
     modules: dict[str, LPIPS] = {}
@@ -227,7 +237,7 @@ def build_metrics(
             missing[col] = str(err)
         except ImportError as err:
             missing[col] = f"{name}: pyiqa is not installed ({err.name}); pip install 'srbench[iqa]'"
-    return MetricSuite(prof, modules, missing, scale, nets, iqa, iqa_names)
+    return MetricSuite(prof, modules, missing, scale, nets, iqa, iqa_names, colour)
 
 
 def iqa_column(name: str) -> str:

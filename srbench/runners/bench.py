@@ -258,7 +258,8 @@ def build_suite(cfg: Mapping[str, Any], device: torch.device, scale: float) -> A
     m = cfg["metrics"]
     return build_metrics(m["profile"], lpips_nets=tuple(m.get("lpips_nets", ("alex",))),
                          lpips_weights=m.get("lpips_weights"), device=device, scale=scale,
-                         extra=tuple(m.get("extra") or ()))  # pyiqa metrics (srbench.metrics.iqa)
+                         extra=tuple(m.get("extra") or ()),  # pyiqa metrics (srbench.metrics.iqa)
+                         colour=bool(m.get("colour_shift", False)))
 
 
 def report_missing_metrics(suite: Any) -> None:
