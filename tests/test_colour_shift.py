@@ -1,5 +1,7 @@
 """Colour-shift metric: 0 for SR = bicubic-up LR, monotone in an injected colour cast, skimage ΔE00."""
 
+import itertools
+
 import numpy as np
 import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
@@ -21,7 +23,7 @@ def test_grows_monotonically_with_a_colour_cast():
     up = upsample_lr(lr, (64, 64))
     cast = torch.tensor([1.0, 0.3, -0.5]).view(1, 3, 1, 1)
     values = [colour_shift((up + c * cast).clamp(0, 1), lr, 4) for c in (0.0, 0.01, 0.03, 0.06, 0.1)]
-    for lo, hi in zip(values, values[1:]):
+    for lo, hi in itertools.pairwise(values):
         assert bool((hi > lo).all())
 
 
