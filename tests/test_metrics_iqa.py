@@ -99,3 +99,15 @@ def test_suite_extra_columns_and_missing(no_weights):
     no_hr = suite(x, None, scale=None)
     assert set(with_hr) == {"psnr", "ssim", "musiq"} and set(no_hr) == {"musiq"}
     assert torch.equal(with_hr["musiq"], no_hr["musiq"])
+
+
+def test_missing_module_names_the_module(monkeypatch):
+    # pyiqa's CLIPIQA imports pkg_resources; the line must name it, not claim pyiqa is absent
+    from srbench import metrics
+
+    def fail(name, **kw):
+        raise ModuleNotFoundError("No module named 'pkg_resources'", name="pkg_resources")
+
+    monkeypatch.setattr(metrics, "PyiqaMetric", fail)
+    suite = metrics.build_metrics("standard", lpips_nets=(), extra=("clipiqa",))
+    assert "'pkg_resources'" in suite.missing["clipiqa"] and "srbench[iqa]" not in suite.missing["clipiqa"]

@@ -236,7 +236,8 @@ def build_metrics(
         except MissingWeightsError as err:
             missing[col] = str(err)
         except ImportError as err:
-            missing[col] = f"{name}: pyiqa is not installed ({err.name}); pip install 'srbench[iqa]'"
+            missing[col] = (f"{name}: pyiqa is not installed; pip install 'srbench[iqa]'" if err.name == "pyiqa"
+                            else f"{name}: pyiqa needs the module {err.name!r}, not installed; pip install it")
     return MetricSuite(prof, modules, missing, scale, nets, iqa, iqa_names, colour)
 
 
