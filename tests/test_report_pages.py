@@ -30,12 +30,24 @@ def _run(root, method, name, psnr, *, profile="standard", overrides=()):
     return d
 
 
+def _keep_image(run_dir, name, img):
+    from PIL import Image
+
+    (run_dir / "samples").mkdir(exist_ok=True)
+    Image.fromarray(img).save(run_dir / "samples" / f"{name}.png")
+
+
 @pytest.fixture
 def results(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.normal(28, 2, 12)
-    _run(tmp_path, "a", "good", list(base + 1.0))
-    _run(tmp_path, "b", "close", list(base + 1.0 + rng.normal(0, 0.05, 12)))
+    a = _run(tmp_path, "a", "good", list(base + 1.0))
+    b = _run(tmp_path, "b", "close", list(base + 1.0 + rng.normal(0, 0.05, 12)))
+    flat = np.full((96, 128, 3), 120, np.uint8)
+    other = flat.copy()
+    other[40:60, 70:90] = 250  # the methods differ only here
+    _keep_image(a, "im0", flat)
+    _keep_image(b, "im0", other)
     _run(tmp_path, "c", "bad", list(base))
     _run(tmp_path, "a", "other-profile", list(base), profile="matlab")
     f = tmp_path / "samples" / "d" / "failed-123"
@@ -49,11 +61,11 @@ def results(tmp_path):
 def test_report_tables_cards_pvalues_and_failures(results, tmp_path):
     out = tmp_path / "report"
     assert report.main([str(results), "--out", str(out)]) == 0
-    pages = sorted(p.name for p in out.glob("samples-*.html"))
+    pages = sorted(p.name for p in out.glob("samples-*.html") if "visual" not in p.name)
     assert len(pages) == 2  # the matlab-profile run never shares a table with the standard ones
     html = (out / "index.html").read_text()
     assert "boom: out of memory" in html and "Failed jobs" in html
-    std = next(p for p in out.glob("samples-x4-standard-*.html")).read_text()
+    std = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
     # best first, p-value of c against a matches the paired bootstrap on the same images
     order = [m for m in re.findall(r'<td class="l">(\w) \(', std)]
     assert order[0] in "ab" and order[-1] == "c"
@@ -64,6 +76,19 @@ def test_report_tables_cards_pvalues_and_failures(results, tmp_path):
     assert "n.s." in std  # a vs b differ by noise only
     assert re.search(r"\d+\.\d{3} ± \d+\.\d{3}", std)
     assert "Metric card" in std and "psnr@basicsr-y-crop4" in std
+    visual_page = next(out.glob("samples-x4-standard-*-visual.html")).read_text()
+    y, x = map(int, re.search(r"crop at \(y=(\d+), x=(\d+)\)", visual_page).groups())
+    assert y <= 40 and y + 64 >= 60 and x <= 70 and x + 64 >= 90  # the crop holds the differing patch
+
+
+def test_most_different_window_finds_the_patch():
+    from srbench.report.visual import most_different_window
+
+    a = np.zeros((50, 60, 3), np.float32)
+    b = a.copy()
+    b[30:40, 45:55] = 1
+    y, x = most_different_window([a, b], size=10)
+    assert (y, x) == (30, 45)
 
 
 def _chromium():
@@ -76,7 +101,7 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
         pytest.skip("no chromium binary on PATH (apt-get install -y chromium)")
     out = tmp_path / "report"
     assert report.main([str(results), "--out", str(out)]) == 0
-    page = next(out.glob("samples-x4-standard-*.html"))
+    page = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name)
     # the page's own script writes a verdict into the DOM after load: images decoded, no errors
     check = ("<script>window.onerror=function(m){document.title='ERR '+m};"
              "window.addEventListener('load',function(){var bad=[].filter.call(document.images,"

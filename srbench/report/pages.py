@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench.metrics.stats import paired_bootstrap
-from srbench.report import plots
+from srbench.report import plots, visual
 from srbench.report.runs import Run, card_key
 from srbench.results import leaderboard as lb
 
@@ -151,6 +151,10 @@ def write(runs: list[Run], out: Path) -> list[Path]:
                                   ylabel=lb.LABELS.get(best, best), title="time vs quality"):
             written.append(tq_png)
             body.append(f'<h2>Time vs quality</h2><img src="{tq_png.name}" alt="quality vs time">')
+        vis = visual.write([r["run"] for r in rows], [r["label"] for r in rows], out, slug)
+        if vis is not None:
+            written.append(vis)
+            body.append(f'<p><a href="{vis.name}">Visual comparison (crops where methods differ most)</a></p>')
         body.append("<p>Runs: " + ", ".join(_esc(r["path"]) for r in rows) + "</p>")
         page = out / f"{slug}.html"
         page.write_text(_page(title, "\n".join(body)))
