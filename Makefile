@@ -37,7 +37,7 @@ sweep: $(STAMP)
 train: $(STAMP)
 	$(BIN)/srbench-train method=$(METHOD) dataset=$(TRAIN_DATASET) $(DATASET_ARGS) $(ARGS)
 
-## report: leaderboard (markdown/CSV/HTML) from results/
+## report: leaderboard (markdown/CSV) + HTML report (results/report/index.html: CIs, p-values, metric cards, plots, failed jobs)
 report: $(STAMP)
 	$(BIN)/srbench report $(ARGS)
 

@@ -6,6 +6,7 @@
     srbench data prepare|list|verify
     srbench perf                       speed/memory table (random weights)
     srbench report                     leaderboard from results/
+    srbench reproduce TABLE            a published table, run and compared (--list: every table)
     srbench bench ...                  same as srbench-bench (Hydra overrides)
     srbench train ...                  same as srbench-train
 """
@@ -22,6 +23,7 @@ COMMANDS = {
     "data": ("srbench.commands.data", "datasets: prepare, list, verify"),
     "perf": ("srbench.runners.perf", "speed / memory benchmark"),
     "report": ("srbench.commands.report", "leaderboard and plots from results/"),
+    "reproduce": ("srbench.commands.reproduce", "a published table: ours next to theirs, PASS/FAIL/SKIPPED"),
 }
 
 

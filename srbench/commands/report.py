@@ -6,6 +6,9 @@
 Reads each run's ``summary.json`` (and ``manifest.json`` for the run's identity) into one
 pandas frame and writes ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html``.
 Rows carry the metric profile, so numbers from different profiles are never merged.
+It also writes the HTML report (``index.html`` and one page per dataset × scale × profile, with
+metric card, mean ± 95 % CI, paired p-values against the best method, plots and failed jobs):
+see :mod:`srbench.report.pages`.
 """
 
 from __future__ import annotations
@@ -69,5 +72,9 @@ def main(argv: list[str]) -> int:
     (args.out / "leaderboard.md").write_text(lb.markdown(table) + "\n")
     (args.out / "leaderboard.html").write_text(table.to_html(index=False, float_format=lambda x: f"{x:.4f}"))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    from srbench.report import pages, runs as report_runs
+
+    written = pages.write(report_runs.find([r for r in args.roots if r.exists()]), args.out)
     print(f"\nwrote {args.out}/leaderboard.{{md,csv,html}}")
+    print(f"wrote {len(written)} report files; open {args.out / 'index.html'}")
     return 0

@@ -1,0 +1,42 @@
+"""Report plots (matplotlib, Agg backend, PNG): perception–distortion and time vs quality,
+one point per run with its 95 % CI bars."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ci(row: dict[str, Any], m: str) -> float:
+    v = row.get(f"{m}_ci95")
+    return 0.0 if v is None or not math.isfinite(v) else float(v)
+
+
+def scatter(rows: list[dict[str, Any]], x: str, y: str, out: Path, *, xlabel: str, ylabel: str, title: str) -> bool:
+    """One point per row at (x, y) with CI bars where the row has them; False when no row has both."""
+    pts = [r for r in rows if math.isfinite(r.get(x, math.nan)) and math.isfinite(r.get(y, math.nan))]
+    if not pts:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
+    for r in pts:
+        ax.errorbar(r[x], r[y], xerr=_ci(r, x), yerr=_ci(r, y), fmt="o", capsize=3, label=r["label"])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return True

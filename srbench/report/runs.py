@@ -1,0 +1,110 @@
+"""Reading run directories for the report: one :class:`Run` per directory, and the metric card that
+decides which runs may share a table.
+
+The card is read from each run's manifest and summary (profile, metric ids — Y definition and crop
+border —, LPIPS backbone and weights, dataset protocol and name, scale, precision, seed policy). Runs whose
+cards differ are never compared in one table, so a number is only ever next to numbers made the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srbench.results.leaderboard import num
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return str(self.summary.get("method") or self.summary.get("sr_dir") or self.path.parent.name)
+
+    @property
+    def status(self) -> str:
+        return str(self.summary.get("status"))
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def label(self) -> str:
+        """The method plus the overrides that tell this run apart (a sweep's settings)."""
+        over = [o for o in self.manifest.get("overrides") or [] if not o.startswith(("method=", "dataset="))]
+        return self.method + (f" [{' '.join(over)}]" if over else "") + ("" if over else f" ({self.path.name})")
+
+    def per_image(self, metric: str) -> dict[str, float]:
+        """Per-image values of ``metric`` over ``ok`` rows (the last row of an image wins, as in summaries)."""
+        out: dict[str, float] = {}
+        for r in self.rows:
+            if r.get("status", "ok") == "ok" and r.get(metric) not in (None, ""):
+                out[r["image"]] = num(r[metric])
+        return out
+
+    def card(self) -> dict[str, Any]:
+        """What must match for two runs to share a table."""
+        s, cfg = self.summary, self.manifest.get("config") or {}
+        metrics_cfg = cfg.get("metrics") or {}
+        ids = s.get("metric_ids") or {}
+        lpips = (self.manifest.get("metrics") or {}) if isinstance(self.manifest.get("metrics"), dict) else {}
+        return {
+            "dataset": s.get("dataset") or s.get("hr_dir"),
+            "scale": s.get("scale"),
+            "profile": s.get("profile"),
+            "metric ids (Y definition, crop border)": " ".join(sorted(ids.values())) or "—",
+            "protocol (mod-crop, resize kernel)": json.dumps(s.get("hr_preparation") or {}, sort_keys=True),
+            "LPIPS backbone": ",".join(metrics_cfg.get("lpips_nets") or []) or "—",
+            "LPIPS weights": _lpips_weights(lpips, s),
+            "dataset manifest": _dataset_hash(self.manifest),
+            "precision": str(self.manifest.get("dtype") or cfg.get("dtype") or "—"),
+            "seed policy": "per image from (seed, image name)",
+        }
+
+
+def _lpips_weights(metrics_manifest: dict[str, Any], summary: dict[str, Any]) -> str:
+    for k, v in metrics_manifest.items():
+        if "lpips" in k and isinstance(v, dict) and v.get("sha256"):
+            return str(v["sha256"])[:16]
+    return "missing" if "lpips" in (summary.get("missing_metrics") or {}) else "—"
+
+
+def _dataset_hash(manifest: dict[str, Any]) -> str:
+    ds = manifest.get("dataset")
+    if not ds:
+        return "—"
+    if ds.get("image_list_sha256"):
+        return str(ds["image_list_sha256"])[:16]
+    return hashlib.sha256(json.dumps(ds, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def card_key(card: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def load(path: Path) -> Run:
+    summary = json.loads((path / "summary.json").read_text())
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").exists() else {}
+    rows: list[dict[str, str]] = []
+    if (path / "per_image.csv").exists():
+        with open(path / "per_image.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    return Run(path, summary, manifest, rows)
+
+
+def find(roots: list[Path]) -> list[Run]:
+    seen: set[Path] = set()
+    for root in roots:
+        for p in root.rglob("summary.json"):
+            if "report" not in p.parts[len(root.parts):]:
+                seen.add(p.parent)
+    return [load(p) for p in sorted(seen)]

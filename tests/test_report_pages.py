@@ -1,0 +1,127 @@
+"""The HTML report: one table per metric card, mean ± CI, paired p-values against the best method
+on the same images, failed jobs with their error, plots that decode, and a headless-Chromium check."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from srbench.commands import report
+from srbench.metrics.stats import paired_bootstrap, summarize
+
+
+def _run(root, method, name, psnr, *, profile="standard", overrides=()):
+    d = root / "samples" / method / name
+    d.mkdir(parents=True)
+    images = [f"im{i}" for i in range(len(psnr))]
+    lines = ["image,status,psnr,time_ms"] + [f"{im},ok,{float(v)!r},10.0" for im, v in zip(images, psnr)]
+    (d / "per_image.csv").write_text("\n".join(lines) + "\n")
+    (d / "summary.json").write_text(json.dumps({
+        "method": method, "dataset": "samples", "scale": 4, "profile": profile, "status": "complete",
+        "n_images": len(psnr), "valid": True, "metric_ids": {"psnr": "psnr@basicsr-y-crop4"},
+        "metrics": {"psnr": summarize([float(v) for v in psnr])}, "timing": {"time_ms": {"mean": 10.0}}, "nfe": 0}))
+    (d / "manifest.json").write_text(json.dumps({"overrides": list(overrides), "config": {"seed": 0},
+                                                 "dataset": {"image_list_sha256": "abc"}, "dtype": "float32"}))
+    return d
+
+
+def _keep_image(run_dir, name, img):
+    from PIL import Image
+
+    (run_dir / "samples").mkdir(exist_ok=True)
+    Image.fromarray(img).save(run_dir / "samples" / f"{name}.png")
+
+
+@pytest.fixture
+def results(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.normal(28, 2, 12)
+    a = _run(tmp_path, "a", "good", list(base + 1.0))
+    b = _run(tmp_path, "b", "close", list(base + 1.0 + rng.normal(0, 0.05, 12)))
+    flat = np.full((96, 128, 3), 120, np.uint8)
+    other = flat.copy()
+    other[40:60, 70:90] = 250  # the methods differ only here
+    _keep_image(a, "im0", flat)
+    _keep_image(b, "im0", other)
+    _run(tmp_path, "c", "bad", list(base))
+    _run(tmp_path, "a", "other-profile", list(base), profile="matlab")
+    f = tmp_path / "samples" / "d" / "failed-123"
+    f.mkdir(parents=True)
+    (f / "summary.json").write_text(json.dumps({"method": "d", "dataset": "samples", "status": "failed",
+                                                "error": "boom: out of memory", "error_type": "RuntimeError"}))
+    (f / "manifest.json").write_text(json.dumps({"overrides": ["method=d"]}))
+    return tmp_path
+
+
+def test_report_tables_cards_pvalues_and_failures(results, tmp_path):
+    out = tmp_path / "report"
+    assert report.main([str(results), "--out", str(out)]) == 0
+    pages = sorted(p.name for p in out.glob("samples-*.html") if "visual" not in p.name)
+    assert len(pages) == 2  # the matlab-profile run never shares a table with the standard ones
+    html = (out / "index.html").read_text()
+    assert "boom: out of memory" in html and "Failed jobs" in html
+    std = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
+    # best first, p-value of c against a matches the paired bootstrap on the same images
+    order = [m for m in re.findall(r'<td class="l">(\w) \(', std)]
+    assert order[0] in "ab" and order[-1] == "c"
+    a = [float(l.split(",")[2]) for l in (results / "samples/a/good/per_image.csv").read_text().splitlines()[1:]]
+    c = [float(l.split(",")[2]) for l in (results / "samples/c/bad/per_image.csv").read_text().splitlines()[1:]]
+    p = paired_bootstrap(c, a)["p_value"]
+    assert f"{p:.4f}" in std
+    assert "n.s." in std  # a vs b differ by noise only
+    assert re.search(r"\d+\.\d{3} ± \d+\.\d{3}", std)
+    assert "Metric card" in std and "psnr@basicsr-y-crop4" in std
+    visual_page = next(out.glob("samples-x4-standard-*-visual.html")).read_text()
+    y, x = map(int, re.search(r"crop at \(y=(\d+), x=(\d+)\)", visual_page).groups())
+    assert y <= 40 and y + 64 >= 60 and x <= 70 and x + 64 >= 90  # the crop holds the differing patch
+
+
+def test_most_different_window_finds_the_patch():
+    from srbench.report.visual import most_different_window
+
+    a = np.zeros((50, 60, 3), np.float32)
+    b = a.copy()
+    b[30:40, 45:55] = 1
+    y, x = most_different_window([a, b], size=10)
+    assert (y, x) == (30, 45)
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_renders_in_headless_chromium(results, tmp_path):
+    exe = _chromium()
+    if not exe:
+        pytest.skip("no chromium binary on PATH (apt-get install -y chromium)")
+    out = tmp_path / "report"
+    assert report.main([str(results), "--out", str(out)]) == 0
+    page = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name)
+    # the page's own script writes a verdict into the DOM after load: images decoded, no errors
+    check = ("<script>window.onerror=function(m){document.title='ERR '+m};"
+             "window.addEventListener('load',function(){var bad=[].filter.call(document.images,"
+             "function(i){return !(i.complete&&i.naturalWidth>0)});"
+             "document.body.setAttribute('data-check',bad.length?'broken:'+bad.length:'ok:'+document.images.length)})"
+             "</script>")
+    text = page.read_text().replace("</body>", check + "</body>")
+    page.write_text(text)
+    proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                           "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    m = re.search(r'data-check="([^"]+)"', dom)
+    assert m, proc.stderr[-2000:]
+    assert m.group(1).startswith("ok:") and int(m.group(1)[3:]) >= 1, m.group(1)
+    assert "ERR " not in dom.split("</title>")[0]
+    assert "Uncaught" not in proc.stderr, proc.stderr[-2000:]
+    # the table's numbers are the CSV's
+    import pandas as pd
+
+    csv = pd.read_csv(out / "leaderboard.csv")
+    for v in csv[csv["profile"] == "standard"]["psnr"]:
+        assert f"{v:.3f} ±" in dom
