@@ -1,0 +1,3 @@
+from .method import IDM
+
+__all__ = ["IDM"]
