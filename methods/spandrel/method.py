@@ -145,7 +145,9 @@ class Spandrel(SRMethod):
         return side if height * width > side * side else None
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.descriptor(x.to(self.dtype)).float()
+        # a copy: some spandrel networks scale their input in place (RCAN: ``x *= rgb_range``), which
+        # would corrupt the runner's LR batch (LR-PSNR is scored from it after SR)
+        return self.descriptor(x.to(self.dtype, copy=True)).float()
 
     @torch.inference_mode()
     def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
