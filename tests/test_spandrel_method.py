@@ -9,11 +9,11 @@ import torch
 
 spandrel = pytest.importorskip("spandrel")
 
-from methods.spandrel import Spandrel  # noqa: E402
-from methods.spandrel.method import weight_file  # noqa: E402
-from srbench.method import UnsupportedInput  # noqa: E402
-from srbench.weights import MissingWeightsError, resolve, sha256_file  # noqa: E402
-from tests.spandrel_tiny import save_tiny, tiny_models  # noqa: E402
+from methods.spandrel import Spandrel
+from methods.spandrel.method import weight_file
+from srbench.method import UnsupportedInput
+from srbench.weights import MissingWeightsError, resolve, sha256_file
+from tests.spandrel_tiny import save_tiny, tiny_models
 
 ARCHS = list(tiny_models())
 CPU = torch.device("cpu")
