@@ -422,7 +422,7 @@ def _progress(it: Any, desc: str, disable: bool) -> Any:
 def available_for(name: str, method_cfg: Mapping[str, Any], scale: float) -> str | None:
     """None if ``name`` can run here; otherwise the one-line reason it is skipped."""
     try:
-        cls = get_method(name)
+        cls = get_method(str(method_cfg.get("name", name)))  # a preset (realesrgan_x4plus) runs its method
     except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal for the others
         return f"cannot be loaded: {one_line(exc)}"
     if not cls.supports_scale(scale):
