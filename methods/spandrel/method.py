@@ -83,6 +83,8 @@ class Spandrel(SRMethod):
         self.tile, self.tile_overlap, self.memory_budget_mb = tile, int(tile_overlap), float(memory_budget_mb)
         self.label = label
         self.scale = int(descriptor.scale)
+        # widest conv output: the activation size that sets a tile's memory (computed once, not per call)
+        self._widest_conv = max((p.shape[0] for p in descriptor.model.parameters() if p.ndim == 4), default=64)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -137,7 +139,7 @@ class Spandrel(SRMethod):
             side = int(self.tile)
             return side if max(height, width) > side else None
         # largest square tile whose activations (≈ pixels · s² · channels · bytes) fit the budget
-        feats = max((p.shape[0] for p in self.descriptor.model.parameters() if p.ndim == 4), default=64)
+        feats = self._widest_conv
         bytes_per_lr_pixel = _BYTES_PER_PIXEL_CHANNEL * feats * (1 + self.scale**2 / 4)
         side = int(math.sqrt(self.memory_budget_mb * 2**20 / bytes_per_lr_pixel))
         multiple = max(int(self.descriptor.size_requirements.multiple_of), 8)
