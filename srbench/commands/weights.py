@@ -34,8 +34,11 @@ def _requirements(
     names: Sequence[str], overrides: Sequence[str]
 ) -> list[tuple[str, Mapping[str, Any], list[W.WeightFile] | str]]:
     """(method, cfg, files) per method; ``files`` is an error line when the class cannot be loaded."""
+    from srbench.runners.compose import group_options
+
     entries = method_registry.method_entries()
-    unknown = [n for n in names if n not in entries]
+    presets = group_options("method")  # conf/method/<preset>.yaml, e.g. realesrgan_x4plus (runs spandrel)
+    unknown = [n for n in names if n not in entries and n not in presets]
     if unknown:
         raise SystemExit(
             f"srbench weights: unknown method {', '.join(map(repr, unknown))}; registered: {', '.join(entries) or 'none'}"
@@ -44,7 +47,7 @@ def _requirements(
     for name in names or list(entries):
         cfg = method_config(name, overrides)
         try:
-            cls = entries[name].load()
+            cls = entries[str(cfg.get("name", name))].load()
             files = W.required_for(cls, cfg)
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
             out.append((name, cfg, f"cannot load method: {one_line(exc)}"))

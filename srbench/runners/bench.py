@@ -424,7 +424,7 @@ def _progress(it: Any, desc: str, disable: bool) -> Any:
 def available_for(name: str, method_cfg: Mapping[str, Any], scale: float) -> str | None:
     """None if ``name`` can run here; otherwise the one-line reason it is skipped."""
     try:
-        cls = get_method(name)
+        cls = get_method(str(method_cfg.get("name", name)))  # a preset (realesrgan_x4plus) runs its method
     except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal for the others
         return f"cannot be loaded: {one_line(exc)}"
     if not cls.supports_scale(scale):
@@ -438,9 +438,22 @@ def available_for(name: str, method_cfg: Mapping[str, Any], scale: float) -> str
 
 def all_method_configs(overrides: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Every registered method's config (``conf/method/<name>.yaml`` + the ``method.*`` overrides), composed once."""
-    from srbench.runners.compose import method_config
+    from srbench.runners.compose import group_options, method_config
 
-    return {name: method_config(name, overrides) for name in method_entries()}
+    configs = {name: method_config(name, overrides) for name in method_entries()}
+    for preset in sorted(group_options("method") - set(configs)):  # baseline presets (in_all: true) whose files are here
+        preset_cfg = method_config(preset, overrides)
+        if preset_cfg.get("in_all") and _weights_present(preset_cfg):
+            configs[preset] = preset_cfg
+    return configs
+
+
+def _weights_present(method_cfg: Mapping[str, Any]) -> bool:
+    try:
+        check_weights(get_method(method_cfg["name"]), method_cfg)
+    except Exception:  # noqa: BLE001 - absent file or broken plugin: the preset is simply not part of all mode
+        return False
+    return True
 
 
 def run_all(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunResult]:
