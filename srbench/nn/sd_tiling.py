@@ -72,7 +72,7 @@ class SDTiling:
             )
         size = int(size)
         ov = cfg.get("overlap", 0.25)
-        overlap = int(round(ov * size)) if isinstance(ov, float) and ov < 1 else int(ov)
+        overlap = round(ov * size) if isinstance(ov, float) and ov < 1 else int(ov)
         overlap = overlap // vae_factor * vae_factor
         return cls(
             pixel_tile=size,
