@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from srbench.errors import CheckpointError, UserError
 
+#: The parts of a diffusers Stable Diffusion folder srbench loads (defined once; srbench.nn.sd re-exports it).
+SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
 if TYPE_CHECKING:
     import torch
 
@@ -176,7 +179,7 @@ class WeightDir(WeightFile):
         method: str,
         hf_repo: str,
         *,
-        components: Sequence[str] = ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+        components: Sequence[str] = SD_COMPONENTS,
         variant: str | None = None,
         revision: str | None = None,
         licence: str = "",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,17 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from srbench.weights import MissingWeightsError, WeightDir, dir_sha256, resolve
+from srbench.weights import SD_COMPONENTS, MissingWeightsError, WeightDir, dir_sha256, resolve
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
 __all__ = [
+    "PROMPT_CACHE_SIZE",
     "SD2_TEXT_ENCODER_CONFIG",
     "SD2_UNET_CONFIG",
     "SD2_VAE_CONFIG",
     "SD_COMPONENTS",
+    "SD_MODULES",
     "SD_SCHEDULER_CONFIG",
     "TINY_UNET_CONFIG",
     "TINY_VAE_CONFIG",
@@ -51,7 +54,11 @@ __all__ = [
     "vae_scale_factor",
 ]
 
-SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+#: The components that are torch modules (cast, frozen, compiled); the rest are tokenizer/scheduler.
+SD_MODULES = ("unet", "vae", "text_encoder")
+#: Prompt embeddings kept per loaded model (least recently used dropped first): one fixed prompt
+#: (InvSR) uses one slot; per-image prompts (OSEDiff's tags) must not grow memory without bound.
+PROMPT_CACHE_SIZE = 64
 
 # --------------------------------------------------------------------------- architectures
 #: SD-2.x 512 UNet (``stabilityai/stable-diffusion-2-1-base`` and ``stabilityai/sd-turbo``,
@@ -166,10 +173,11 @@ class SDComponents:
     path: Path | None
     dtype: torch.dtype
     device: torch.device
-    prompt_cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    prompt_cache: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict, repr=False)
+    prompt_cache_size: int = PROMPT_CACHE_SIZE
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {n: m for n in ("unet", "vae", "text_encoder") if (m := getattr(self, n)) is not None}
+        return {n: m for n in SD_MODULES if (m := getattr(self, n)) is not None}
 
     def describe(self, *, hash_files: bool = False) -> dict[str, Any]:
         """Manifest facts: source, folder, dtype, class and parameter count per component.
@@ -287,7 +295,7 @@ def save_tiny_sd(folder: str | Path, *, seed: int = 0, scheduler: str = "DDPMSch
     folder.mkdir(parents=True, exist_ok=True)
     parts = _build_random("tiny", SD_COMPONENTS, seed, torch.device("cpu"))
     parts["scheduler"] = getattr(diffusers, scheduler).from_config(parts["scheduler"].config)
-    for name in ("unet", "vae", "text_encoder"):
+    for name in SD_MODULES:
         parts[name].save_pretrained(folder / name, safe_serialization=True)
     parts["tokenizer"].save_pretrained(folder / "tokenizer")
     parts["scheduler"].save_pretrained(folder / "scheduler")
@@ -462,7 +470,7 @@ def load_sd_components(
         folder = _resolve_folder(source, components, method, variant, download)
         parts = _load_folder(folder, components, variant, scheduler_cls, dtype)
 
-    for name in ("unet", "vae", "text_encoder"):
+    for name in SD_MODULES:
         module = parts.get(name)
         if module is None:
             continue
@@ -499,7 +507,8 @@ def encode_prompt(components: SDComponents, prompt: str | Sequence[str]) -> torc
 
     Tokens padded to ``model_max_length`` (77) and truncated; the last hidden state of the
     text encoder (no clip-skip, no attention mask — as diffusers' StableDiffusionPipeline does
-    for SD-2). Cached in ``components.prompt_cache`` keyed by the prompt string.
+    for SD-2). Cached in ``components.prompt_cache`` keyed by the prompt string, at most
+    ``components.prompt_cache_size`` prompts (least recently used dropped first).
     """
     if components.text_encoder is None or components.tokenizer is None:
         raise ValueError("encode_prompt needs the text_encoder and tokenizer components")
@@ -516,9 +525,16 @@ def encode_prompt(components: SDComponents, prompt: str | Sequence[str]) -> torc
         )
         te = components.text_encoder
         hidden = te(enc.input_ids.to(te.device))[0]
-        for p, h in zip(todo, hidden, strict=True):
-            cache[p] = h.to(dtype=te.dtype)
-    return torch.stack([cache[p] for p in prompts])
+        fresh = {p: h.to(dtype=te.dtype) for p, h in zip(todo, hidden, strict=True)}
+    else:
+        fresh = {}
+    out = torch.stack([fresh[p] if p in fresh else cache[p] for p in prompts])
+    for p in dict.fromkeys(prompts):  # mark used (most recent last), then drop the oldest
+        cache[p] = fresh.get(p, cache.get(p))
+        cache.move_to_end(p)
+    while len(cache) > max(components.prompt_cache_size, 0):
+        cache.popitem(last=False)
+    return out
 
 
 # --------------------------------------------------------------------------- VAE

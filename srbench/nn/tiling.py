@@ -18,7 +18,11 @@ Windows (on the output tile, i.e. after scaling):
 * ``"linear"`` — feathering: w(i) = min(1, (i+1)/(r+1), (n−i)/(r+1)) with r the overlap in
   output pixels, so two tiles overlapping by exactly r sum to 1 before normalisation.
 * ``"constant"`` — plain averaging (InvSR's ``'ones'``).
-* a callable ``(h, w) -> Tensor[h, w]`` of positive weights (e.g. OSEDiff's latent window).
+* a callable ``(h, w) -> Tensor[h, w]`` of positive weights, or the name of one registered
+  with :func:`register_blend` (OSEDiff registers its latent Gaussian, variance 0.01, that way).
+
+Tile size from a memory budget: :func:`tile_size_for_budget` turns ``max_mem_mb`` (a number, or
+``"auto"`` = a fraction of the free CUDA memory) and a per-pixel cost into a tile side.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ __all__ = [
     "gaussian_weights_1d",
     "linear_ramp_weights_1d",
     "plan_tiles",
+    "register_blend",
+    "registered_blends",
+    "tile_size_for_budget",
     "tile_starts",
     "tiled_apply",
 ]
@@ -160,9 +167,67 @@ def blend_window(
         ww = linear_ramp_weights_1d(width, ramp[1], device=device)
     elif blend == "constant":
         return torch.ones(height, width, dtype=dtype, device=device)
+    elif blend in _BLENDS:
+        return blend_window(_BLENDS[blend], height, width, dtype=dtype, device=device)
     else:
-        raise ValueError(f"unknown blend {blend!r}; use 'gaussian', 'linear', 'constant' or a callable")
+        raise ValueError(f"unknown blend {blend!r}; use one of {', '.join(registered_blends())} or a callable")
     return torch.outer(wh, ww).to(dtype)
+
+
+_BLENDS: dict[str, Callable[[int, int], torch.Tensor]] = {}
+
+
+def register_blend(name: str, window: Callable[[int, int], torch.Tensor]) -> None:
+    """Make ``blend=name`` mean ``window(h, w)`` (a h×w tensor of positive weights) in this module.
+
+    The built-in names (gaussian, linear, constant) cannot be replaced; re-registering a name
+    with another function is an error (two methods would silently share one name).
+    """
+    if name in ("gaussian", "linear", "constant"):
+        raise ValueError(f"blend {name!r} is built in")
+    if name in _BLENDS and _BLENDS[name] is not window:
+        raise ValueError(f"blend {name!r} is already registered")
+    _BLENDS[name] = window
+
+
+def registered_blends() -> tuple[str, ...]:
+    return ("gaussian", "linear", "constant", *_BLENDS)
+
+
+# --------------------------------------------------------------------------- memory budget
+def tile_size_for_budget(
+    max_mem_mb: float | str | None,
+    *,
+    mb_per_pixel: float,
+    fixed_mb: float = 0.0,
+    multiple: int = 8,
+    min_size: int = 64,
+    max_size: int = 4096,
+    device: torch.device | str | None = None,
+    auto_fraction: float = 0.8,
+) -> int:
+    """Largest square tile side (a multiple of ``multiple``) whose estimated memory fits the budget.
+
+    Memory of one tile ≈ ``fixed_mb + mb_per_pixel · side²`` (conv activations are linear in the
+    pixel count; the method measures ``mb_per_pixel`` for its network, e.g. by a probe with
+    :func:`srbench.devices.peak_memory_mb`). ``max_mem_mb``: a number; ``"auto"`` →
+    ``auto_fraction`` of the free memory of the CUDA ``device`` (``max_size`` on CPU);
+    ``None`` → ``max_size``. Never below ``min_size``.
+    """
+    if mb_per_pixel <= 0:
+        raise ValueError(f"mb_per_pixel must be positive, got {mb_per_pixel}")
+    if max_mem_mb is None:
+        return max_size
+    if max_mem_mb == "auto":
+        dev = torch.device(device) if device is not None else None
+        if dev is None or dev.type != "cuda" or not torch.cuda.is_available():
+            return max_size
+        free, _ = torch.cuda.mem_get_info(dev)
+        budget = auto_fraction * free / 2**20
+    else:
+        budget = float(max_mem_mb)
+    side = ((max(budget - fixed_mb, 0.0) / mb_per_pixel) ** 0.5) // multiple * multiple
+    return int(min(max(side, min_size), max_size))
 
 
 # --------------------------------------------------------------------------- apply
