@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,3 +32,19 @@ def test_missing_weights_is_one_line(tmp_path):
     msg = str(e.value)
     assert "face_gen.pth" in msg and "\n" not in msg
     assert isinstance(e.value, UserError) or "MissingWeights" in type(e.value).__name__
+
+
+def test_default_config_needs_the_face_checkpoint(tmp_path, monkeypatch):
+    """The shipped conf must not run IDM at random weights (it did: `srbench list` said
+    'none needed' and `method=all` would have benchmarked an untrained model)."""
+    from omegaconf import OmegaConf
+
+    from srbench.weights import required_for
+
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/method/idm.yaml"))
+    assert [w.filename for w in required_for(IDM, cfg)] == ["face_gen.pth"]
+    assert required_for(IDM, {**cfg, "weights": "random"}) == []
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
+    with pytest.raises(Exception) as e:
+        IDM.from_config({**TINY, "weights": None}, torch.device("cpu"), torch.float32)
+    assert "face_gen.pth" in str(e.value) and "\n" not in str(e.value)

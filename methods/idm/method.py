@@ -39,7 +39,8 @@ class IDM(SRMethod):
 
     @classmethod
     def required_weights(cls, cfg: Mapping[str, Any]) -> list[WeightFile]:
-        return [] if (cfg or {}).get("weights") in (None, "random") else [FACE_WEIGHTS]
+        # `random` (tests, perf) needs nothing; null, `face` or a path needs the 8x face checkpoint.
+        return [] if (cfg or {}).get("weights") == "random" else [FACE_WEIGHTS]
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], device, dtype) -> "IDM":
@@ -47,8 +48,8 @@ class IDM(SRMethod):
         unet = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in dict(cfg.get("unet") or {}).items()}
         net = IDMNet(UNetConfig(**unet), EncoderConfig(**dict(cfg.get("encoder") or {})))
         w = cfg.get("weights")
-        if w not in (None, "random"):
-            path = resolve(FACE_WEIGHTS, None if w == "face" else w)  # one-line MissingWeightsError
+        if w != "random":
+            path = resolve(FACE_WEIGHTS, None if w in (None, "face") else w)  # one-line MissingWeightsError
             sd = torch.load(path, map_location="cpu", weights_only=True)
             load_authors_state_dict(net, sd)
         return cls(net, device, dtype, cfg.get("sampler", "ddim"), float(cfg.get("max_scale", 8.0)))
