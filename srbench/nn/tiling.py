@@ -27,6 +27,8 @@ Tile size from a memory budget: :func:`tile_size_for_budget` turns ``max_mem_mb`
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +43,7 @@ __all__ = [
     "blend_window",
     "gaussian_weights_1d",
     "linear_ramp_weights_1d",
+    "osediff_latent_window",
     "plan_tiles",
     "register_blend",
     "registered_blends",
@@ -132,6 +135,22 @@ def gaussian_weights_1d(n: int, *, dtype: torch.dtype = torch.float64, device=No
     g = torch.exp(-(x * x) / (2 * sigma * sigma))
     g = g / g.sum()
     return (g[1:] if n % 2 == 0 else g).to(dtype)
+
+
+def osediff_latent_window(
+    height: int, width: int, *, var: float = 0.01, dtype: torch.dtype = torch.float64, device=None
+) -> torch.Tensor:
+    """OSEDiff's latent-tile window (cswry/OSEDiff ``osediff.py:432-447``), height×width.
+
+    ``w(i) = exp(−(i − mid)² / n² / (2·var)) / √(2π·var)`` with variance 0.01; the authors put
+    the midpoint at ``(n − 1)/2`` along the width but at ``n/2`` along the height (kept as published).
+    """
+
+    def axis(n: int, mid: float) -> torch.Tensor:
+        i = torch.arange(n, dtype=torch.float64, device=device)
+        return torch.exp(-((i - mid) ** 2) / (n * n) / (2 * var)) / math.sqrt(2 * math.pi * var)
+
+    return torch.outer(axis(height, height / 2), axis(width, (width - 1) / 2)).to(dtype)
 
 
 def linear_ramp_weights_1d(
