@@ -67,8 +67,11 @@ def test_strict_load_rejects_missing_and_extra_keys():
         load_osediff_checkpoint(*_tiny()[:2], extra)
 
 
-@pytest.mark.xfail(reason="open: merged vs unmerged differs beyond 1e-5 with 0.05-scale random LoRA; not yet diagnosed", strict=False)
-def test_merged_equals_unmerged():
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_merged_equals_unmerged(dtype, tol):
+    """Merging is exact up to rounding: 0 in float64. In float32 the x0 step divides ε by
+    √ᾱ₉₉₉ = 0.068 (×14.6), so the merged weights' rounding shows as ~3.5e-5 at the output —
+    hence 1e-4 there (the xfail this replaces compared float32 outputs against 1e-5)."""
     ckpt = _trained_ckpt()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     text = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(1))
@@ -76,13 +79,14 @@ def test_merged_equals_unmerged():
     for merged in (False, True):
         unet, vae, sched = _tiny()
         load_osediff_checkpoint(unet, vae, ckpt)
+        unet, vae = unet.to(dtype), vae.to(dtype)  # merge in the run's precision
         if merged:
             merge_lora(unet)
             merge_lora(vae)
-        gen = OSEDiffGenerator(unet, vae, sched.alphas_cumprod).eval()
+        gen = OSEDiffGenerator(unet, vae, sched.alphas_cumprod.to(dtype)).eval()
         with torch.no_grad():
-            outs.append(gen(x, text, sample=False)[0])
-    assert (outs[0] - outs[1]).abs().max() < 1e-5
+            outs.append(gen(x.to(dtype), text.to(dtype), sample=False)[0])
+    assert (outs[0] - outs[1]).abs().max() < tol
 
 
 def test_one_step_matches_diffusers_ddpm_step():
