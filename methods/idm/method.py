@@ -21,7 +21,9 @@ from .model import EncoderConfig, IDMNet, UNetConfig
 
 FACE_WEIGHTS = WeightFile(
     method="idm", filename="face_gen.pth",
-    description="IDM 8x face model (16->128), README 'Pre-trained checkpoints' Google Drive link of Ree1s/IDM")
+    description="IDM 8x face model (16->128), README 'Pre-trained checkpoints' Google Drive link of Ree1s/IDM",
+    obtain="download it from the Google Drive link under 'Pre-trained checkpoints' in https://github.com/Ree1s/IDM "
+    "(no direct URL is published)")
 
 
 def scale_code(scale: float, max_scale: float) -> float:
