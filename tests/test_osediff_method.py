@@ -1,0 +1,111 @@
+"""OSEDiff adapter: 4× output for odd sizes, per-image seeds, mode, colour fix, missing weights, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from methods.osediff.checkpoint import save_osediff_checkpoint
+from methods.osediff.lora import add_osediff_adapters, unet_lora_targets, vae_lora_targets
+from methods.osediff.method import OSEDiff
+from methods.osediff.preprocess import authors_input_size, preprocess
+from srbench.method import UnsupportedInput, get_method
+from srbench.nn.sd import load_sd_components, save_tiny_sd
+from srbench.weights import MissingWeightsError
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("osediff")
+    sd = save_tiny_sd(root / "sd")
+    parts = load_sd_components(sd, components=("unet", "vae"), frozen=False)
+    ut, vt = unet_lora_targets(parts.unet), vae_lora_targets(parts.vae)
+    add_osediff_adapters(parts.unet, parts.vae, unet_targets=ut, vae_targets=vt)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in (parts.unet, parts.vae):
+            for n, p in m.named_parameters():
+                if "lora" in n:
+                    p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    pkl = save_osediff_checkpoint(root / "osediff.pkl", parts.unet, parts.vae, ut, vt)
+    return sd, pkl
+
+
+def _method(weights, **kw):
+    sd, pkl = weights
+    return OSEDiff.from_config({"sd": str(sd), "weights": str(pkl), "prompt": "a photo", **kw}, "cpu", torch.float32)
+
+
+@pytest.mark.parametrize("hw", [(23, 37), (33, 21)])
+def test_output_is_four_times_odd_inputs(weights, hw):
+    m = _method(weights)
+    lr = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(0))
+    out = m.upscale(lr, 4, seeds=[0])
+    assert out.shape == (1, 3, 4 * hw[0], 4 * hw[1]) and 0 <= out.min() and out.max() <= 1
+    assert m.nfe_per_image() == 1.0
+    with pytest.raises(UnsupportedInput):
+        m.upscale(lr, 2, seeds=[0])
+
+
+def test_authors_preprocess_sizes():
+    # spec §7.5 sizes (w×h given as h, w): small inputs enlarged to min side 128, then ×4 and %8
+    assert authors_input_size(90, 100) == (512, 568)  # 100×90 → 142×128 → 568×512
+    assert authors_input_size(300, 127) == (1208, 512)  # 127×300 → 128×302 → 512×1208
+    assert authors_input_size(128, 128) == (512, 512)
+    assert authors_input_size(517, 333) == (2064, 1328)
+    x = torch.rand(2, 3, 90, 100)
+    assert preprocess(x).shape == (2, 3, 512, 568)
+
+
+def test_per_image_seeds_batch_independent_and_mode(weights):
+    m = _method(weights)
+    lr = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    both = m.upscale(lr, 4, seeds=[5, 6, 7])
+    alone = m.upscale(lr[1:2], 4, seeds=[6])
+    torch.testing.assert_close(both[1:2], alone, atol=1e-5, rtol=0)
+    assert torch.equal(m.upscale(lr, 4, seeds=[5, 6, 7]), both)  # deterministic
+    other = m.upscale(lr[1:2], 4, seeds=[99])
+    assert (other - alone).abs().max() > 1e-4  # the seed matters (posterior sample)
+    mm = _method(weights, mode=True)
+    a, b = mm.upscale(lr[:1], 4, seeds=[1]), mm.upscale(lr[:1], 4, seeds=[2])
+    assert torch.equal(a, b)  # posterior mean: seed-free
+
+
+def test_merged_equals_unmerged_and_colour_fix_options(weights):
+    lr = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    a = _method(weights, mode=True).upscale(lr, 4, seeds=[0])
+    b = _method(weights, mode=True, merge_lora=False).upscale(lr, 4, seeds=[0])
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=0)  # fp32 rounding ×14.6 by 1/√ᾱ (see generator test)
+    outs = {c: _method(weights, mode=True, color_fix=c).upscale(lr, 4, seeds=[0]) for c in ("wavelet", "none")}
+    assert (outs["none"] - a).abs().max() > 1e-3 and (outs["wavelet"] - a).abs().max() > 1e-3
+
+
+def test_prompt_files_and_describe(weights, tmp_path):
+    (tmp_path / "img1.txt").write_text("a cat, fur")
+    m = _method(weights, mode=True, prompt_dir=str(tmp_path))
+    lr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    named = m.upscale_named(lr, ["img1.png", "img2.png"], seeds=[0, 0])
+    fixed = m.upscale(lr, 4, seeds=[0, 0])
+    assert (named[0] - fixed[0]).abs().max() > 0 and torch.equal(named[1], fixed[1])
+    d = m.describe()
+    assert "fixed prompt" in d["prompt_source"] and "4×" in d["output_size"] and d["lora"] == "merged"
+
+
+def test_random_weights_build_without_files():
+    m = OSEDiff.from_config({"weights": "random"}, "cpu", torch.float32)
+    assert OSEDiff.required_weights({"weights": "random"}) == []
+    assert m.upscale(torch.rand(1, 3, 12, 12), 4, seeds=[0]).shape == (1, 3, 48, 48)
+
+
+def test_missing_weights_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "w"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(MissingWeightsError) as err:
+        OSEDiff.from_config({}, "cpu", torch.float32)
+    msg = str(err.value)
+    assert "\n" not in msg and "stable-diffusion-2-1-base" in msg and "osediff.pkl" in msg
+    assert [w.filename for w in OSEDiff.required_weights({})] == ["stable-diffusion-2-1-base", "osediff.pkl"]
+
+
+def test_registered():
+    assert get_method("osediff") is OSEDiff
