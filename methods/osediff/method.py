@@ -6,10 +6,10 @@ UNet at t = 999 (latent tiling above 96² latent px = 768² px, :mod:`.tiles`), 
 frozen decoder, colour fix against the pre-processed LR (AdaIN as published), then resized to
 exactly 4× the input (the authors keep the pre-processed size; stated in ``describe``).
 
-Prompts: the method sees tensors, not file names, so only a fixed prompt from the config runs
-through the benchmark (``prompt``, default ``""`` → the authors' ``", ,"``-less empty user prompt
-is encoded as ``prompt`` itself). Per-image prompt files (the authors' ``txt/<name>.txt``) are
-read by :meth:`OSEDiff.upscale_named`, which callers with names (parity scripts) use.
+Prompts: ``upscale`` sees tensors, not file names, so through the benchmark runner only the fixed
+``prompt`` from the config is used (encoded as given; the authors' DAPE string is ``"tags, <prompt>,"``).
+Per-image prompt files (the authors' ``txt/<name>.txt``, folder ``prompt_dir``) are read by
+:meth:`OSEDiff.upscale_named`, for callers that have the names (parity scripts). DAPE is not implemented.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class OSEDiff(SRMethod):
         self.color = str(cfg.get("color_fix", "adain"))
         self.mode = bool(cfg.get("mode", False))
         self.tile, self.overlap = int(cfg.get("latent_tiled_size", 96)), int(cfg.get("latent_tiled_overlap", 32))
+        self.process_size = int(cfg.get("process_size", 512))  # authors' --process_size (small-input enlargement)
         self.facts = facts
         self._n = 0
 
@@ -116,6 +117,7 @@ class OSEDiff(SRMethod):
             "posterior": "mean (mode)" if self.mode else "sample, per-image generator",
             "color_fix": self.color,
             "dtype": str(self.dtype).removeprefix("torch."),
+            "process_size": self.process_size,
             "latent_tiling": f"above {self.tile}² latent px, tile {self.tile}, overlap {self.overlap}",
             "output_size": "exactly 4× the input (the authors keep the pre-processed, %8-resized size)",
             "sd": self.parts.describe(),
@@ -138,7 +140,7 @@ class OSEDiff(SRMethod):
     def upscale_named(self, lr: torch.Tensor, names: Sequence[str] | None, *, seeds: Sequence[int]) -> torch.Tensor:
         """``upscale`` with per-image prompts from ``prompt_dir/<stem>.txt`` (fixed prompt where absent)."""
         b, _, h, w = lr.shape
-        x = preprocess(lr).to(self.device)
+        x = preprocess(lr, process_size=self.process_size).to(self.device)
         text = encode_prompt(self.parts, self._prompts_for(names, b)).to(self.device)
         gens = None if self.mode else generators(seeds)
         eps_fn = lambda z, t: tiled_eps(self.gen.eps, z, t, tile=self.tile, overlap=self.overlap)  # noqa: E731
