@@ -102,3 +102,60 @@ def test_rescoring_replaces_results_and_report_reads_them(folders, capsys, monke
     monkeypatch.chdir(folders)
     assert report_main([str(folders), "--out", str(folders / "rep")]) == 0
     assert "standard" in (folders / "rep" / "leaderboard.md").read_text()
+
+
+def test_score_without_hr_gives_the_no_reference_columns(folders, capsys):
+    """SR + LR, no HR: LR-PSNR and colour shift (no-reference), equal to the suite called without HR."""
+    from srbench.data.paired import MatlabBicubicLR
+
+    out = folders / "nr"
+    rc = score_main([str(folders / "sr"), "--lr-dir", str(folders / "lr"), "--sr-suffix", "_out", "--lpips", "none",
+                     "--colour-shift", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(io.StringIO((out / "per_image.csv").read_text())))
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["image"] for r in rows] == ["a", "b"] and summary["hr_dir"] is None
+    assert "psnr" not in rows[0] and "ssim" not in rows[0]
+    assert set(summary["metric_ids"]) == {"colour_shift", "lr_psnr"}
+    suite = build_metrics("standard", lpips_nets=(), colour=True)
+
+    def load(p):
+        return torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float().div(255)[None]
+    for r in rows:
+        sr, lr = load(folders / "sr" / f"{r['image']}_out.png"), load(folders / "lr" / f"{r['image']}.png")
+        direct = suite(sr, None, lr, scale=4, degrade=MatlabBicubicLR(4).operator)
+        assert float(r["lr_psnr"]) == pytest.approx(float(direct["lr_psnr"][0]), abs=1e-9)
+        assert float(r["colour_shift"]) == pytest.approx(float(direct["colour_shift"][0]), abs=1e-9)
+
+
+def test_score_without_hr_and_nothing_no_reference_is_one_line(folders, capsys):
+    rc = score_main([str(folders / "sr"), "--sr-suffix", "_out", "--lpips", "none"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--extra" in err and "--lr-dir" in err
+    rc = score_main([str(folders / "sr"), "--sr-suffix", "_out", "--colour-shift"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--lr-dir" in err
+
+
+def test_score_sr_only_scores_no_reference_pyiqa_metric(tmp_path, monkeypatch, capsys):
+    """`srbench score SR_DIR --extra niqe` (no HR, no LR): the niqe column equals pyiqa's NIQE via the bridge."""
+    pytest.importorskip("pyiqa")
+    from test_metrics_iqa import _niqe_params
+
+    from srbench.metrics.iqa import PyiqaMetric
+
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "w"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "w" / "pyiqa").mkdir(parents=True)
+    _niqe_params(tmp_path / "w" / "pyiqa" / "niqe_modelparameters.mat")
+    gen = torch.Generator().manual_seed(3)
+    for name in ("a", "b"):
+        _save(tmp_path / "sr" / f"{name}.png", imresize(torch.rand(3, 32, 32, generator=gen), 4).clamp(0, 1))
+    rc = score_main([str(tmp_path / "sr"), "--extra", "niqe", "--lpips", "none", "--out", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "o" / "per_image.csv").read_text())))
+    assert [r["image"] for r in rows] == ["a", "b"] and "psnr" not in rows[0] and "lr_psnr" not in rows[0]
+    niqe = PyiqaMetric("niqe")
+    for r in rows:
+        x = torch.from_numpy(np.array(Image.open(tmp_path / "sr" / f"{r['image']}.png"))).permute(2, 0, 1)
+        assert float(r["niqe"]) == pytest.approx(float(niqe(x.float().div(255)[None])[0]), abs=1e-9)

@@ -67,6 +67,7 @@ class Run:
             "LPIPS weights": _lpips_weights(lpips, s),
             "dataset manifest": _dataset_hash(self.manifest),
             "precision": str(self.manifest.get("dtype") or cfg.get("dtype") or "—"),
+            "colour fix (postprocess.colorfix)": (cfg.get("postprocess") or {}).get("colorfix", "none"),
             "seed policy": "per image from (seed, image name)",
         }
 

@@ -68,6 +68,9 @@ def default_run_name(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any], scal
     """
     key = {"method": method_cfg, "dataset": cfg["dataset"], "metrics": cfg["metrics"], "seed": cfg["seed"],
            "device": device.type, "dtype": str(dtype), "max_images": cfg.get("max_images")}
+    colorfix = (cfg.get("postprocess") or {}).get("colorfix", "none")
+    if colorfix != "none":  # only then: runs without a colour fix keep the names they always had
+        key["postprocess"] = {"colorfix": colorfix}
     return f"x{scale:g}-{cfg['metrics']['profile']}-{config_hash(key)}"
 
 
@@ -175,6 +178,7 @@ class BenchLoop:
         self.method, self.suite, self.degrade, self.device = method, suite, degrade, device
         self.seed, self.on_error = settings.seed, settings.on_error
         self.run, self.save_budget, self.profile = run, save_budget, profile
+        self.colorfix = settings.postprocess.colorfix
         warmup = settings.warmup
         self.warmup_left = (1 if device.type == "cuda" else 0) if warmup == "auto" else int(warmup)
 
@@ -214,6 +218,16 @@ class BenchLoop:
         timed = timed_call(call, self.device)
         return timed.result, timed.ms / lr.shape[0], timed.peak_mem_mb
 
+    def _color_fix(self, sr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        """``postprocess.colorfix``: srbench.nn.colorfix towards the bicubic-upsampled LR, as InvSR and OSEDiff
+        correct their decoded output; before the clamp (the authors clamp when saving)."""
+        if self.colorfix == "none":
+            return sr
+        from srbench.metrics.colour_shift import upsample_lr
+        from srbench.nn.colorfix import color_fix
+
+        return color_fix(sr, upsample_lr(lr, tuple(sr.shape[-2:])), self.colorfix)
+
     def group(self, group: list[SRSample]) -> list[dict[str, Any]]:
         names = [s.name for s in group]
         scale = group[0].scale
@@ -232,7 +246,7 @@ class BenchLoop:
             bad = [n for n, ok in zip(names, finite) if not ok]
             raise NonFiniteOutput(f"method {self.method.name!r} produced NaN/Inf for image(s) {', '.join(bad)} "
                                   "(on_error=skip records them as NaN and marks the set score invalid)")
-        sr = sr.float().clamp(0, 1)  # NaN stays NaN: the metrics give NaN for that image only
+        sr = self._color_fix(sr.float(), lr).clamp(0, 1)  # NaN stays NaN: the metrics give NaN for that image only
         try:
             values = score_batch(self.suite, sr, hr, lr, scale=scale, degrade=self.degrade,
                                  gray=[bool(s.meta.get("was_gray", False)) for s in group], names=names)

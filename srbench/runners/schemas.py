@@ -30,6 +30,14 @@ def _count_or(value: Any, word: str, key: str) -> Any:
 
 
 @dataclass
+class PostprocessSettings:
+    """``postprocess.*`` of ``conf/bench.yaml``: applied by the runner to every SR batch before scoring."""
+
+    # the modes of srbench.nn.colorfix.COLOR_FIX_MODES (listed here: schemas import nothing from nn)
+    colorfix: str = bounded("none", choices=("none", "adain", "wavelet", "ycbcr"))
+
+
+@dataclass
 class BenchSettings:
     """``conf/bench.yaml``."""
 
@@ -51,6 +59,7 @@ class BenchSettings:
     max_images: int | None = bounded(None, ge=1)
     max_image_pixels: int | None = bounded(None, ge=0)
     print_table: bool = True
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
 
     def __post_init__(self) -> None:
         self.save_images = _count_or(self.save_images, "all", "save_images")
