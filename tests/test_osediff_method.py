@@ -92,9 +92,12 @@ def test_prompt_files_and_describe(weights, tmp_path):
 
 
 def test_random_weights_build_without_files():
-    m = OSEDiff.from_config({"weights": "random"}, "cpu", torch.float32)
     assert OSEDiff.required_weights({"weights": "random"}) == []
-    assert m.upscale(torch.rand(1, 3, 12, 12), 4, seeds=[0]).shape == (1, 3, 48, 48)
+    for dtype in ("fp32", "bf16"):
+        m = OSEDiff.from_config({"weights": "random", "dtype": dtype, "process_size": 64}, "cpu", torch.float32)
+        assert m.parts.unet.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        out = m.upscale(torch.rand(1, 3, 12, 12), 4, seeds=[0])
+        assert out.shape == (1, 3, 48, 48) and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def test_missing_weights_is_one_line(tmp_path, monkeypatch):
