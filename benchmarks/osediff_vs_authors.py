@@ -40,7 +40,7 @@ def _shim_authors(authors: Path) -> types.ModuleType:
         sys.modules[f"models.{name}"] = mod
     sys.modules.setdefault("models", types.ModuleType("models"))
     sys.path.insert(0, str(authors))
-    import osediff as theirs  # noqa: PLC0415
+    import osediff as theirs
 
     return theirs
 
@@ -80,19 +80,14 @@ def _synthetic_pkl(folder: Path, out: Path, seed: int = 1) -> None:
     """A checkpoint as their ``save_model`` writes it, with non-zero random LoRA and conv_in values."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from methods.osediff.checkpoint import save_osediff_checkpoint
+    from methods.osediff.checkpoint import fill_trained_random, save_osediff_checkpoint
     from methods.osediff.lora import add_osediff_adapters, unet_lora_targets, vae_lora_targets
 
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
     ut, vt = unet_lora_targets(unet), vae_lora_targets(vae)
     add_osediff_adapters(unet, vae, unet_targets=ut, vae_targets=vt)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for model in (unet, vae):
-            for n, p in model.named_parameters():
-                if "lora" in n or "conv_in.base_layer" in n and model is unet:
-                    p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    fill_trained_random(unet, vae, seed=seed)
     save_osediff_checkpoint(out, unet, vae, ut, vt)
 
 
@@ -165,7 +160,7 @@ def forward_parity(theirs, size_px: dict[str, int], seed: int = 0) -> dict[str, 
             entry = {"shape": list(y_ref.shape), "ref_slice": y_ref[0, :, :4, :4].clone()}
             for merged, gen in ours.items():
                 with torch.no_grad():
-                    tiled = lambda z, c, gen=gen: tiled_eps(gen.eps, z, c, tile=96, overlap=32)  # noqa: E731
+                    tiled = lambda z, c, gen=gen: tiled_eps(gen.eps, z, c, tile=96, overlap=32)
                     y, _ = gen(x, text, sample=False, eps_fn=tiled)
                 entry["max_abs_merged" if merged else "max_abs_unmerged"] = float((y - y_ref).abs().max())
             results[label] = entry

@@ -5,8 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.osediff.checkpoint import CheckpointMismatch, load_osediff_checkpoint, osediff_state
-from methods.osediff.lora import add_osediff_adapters, lora_layers, merge_lora, unet_lora_targets, vae_lora_targets
+from methods.osediff.checkpoint import (
+    CheckpointMismatch,
+    fill_trained_random,
+    load_osediff_checkpoint,
+    osediff_state,
+)
+from methods.osediff.lora import (
+    add_osediff_adapters,
+    lora_layers,
+    merge_lora,
+    unet_lora_targets,
+    vae_lora_targets,
+)
 from methods.osediff.model import OSEDiffGenerator, one_step_x0
 from srbench.nn.sd import SD2_UNET_CONFIG, SD2_VAE_CONFIG, _build_random
 from srbench.nn.tiling import osediff_latent_window
@@ -21,12 +32,7 @@ def _trained_ckpt(seed=1):
     unet, vae, _ = _tiny()
     ut, vt = unet_lora_targets(unet), vae_lora_targets(vae)
     add_osediff_adapters(unet, vae, unet_targets=ut, vae_targets=vt)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for model in (unet, vae):
-            for n, p in model.named_parameters():
-                if "lora" in n or (model is unet and "conv_in.base_layer" in n):
-                    p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    fill_trained_random(unet, vae, seed=seed)
     return osediff_state(unet, vae, ut, vt)
 
 

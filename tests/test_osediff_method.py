@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.osediff.checkpoint import save_osediff_checkpoint
+from methods.osediff.checkpoint import fill_trained_random, save_osediff_checkpoint
 from methods.osediff.lora import add_osediff_adapters, unet_lora_targets, vae_lora_targets
 from methods.osediff.method import OSEDiff
 from methods.osediff.preprocess import authors_input_size, preprocess
@@ -21,12 +21,7 @@ def weights(tmp_path_factory):
     parts = load_sd_components(sd, components=("unet", "vae"), frozen=False)
     ut, vt = unet_lora_targets(parts.unet), vae_lora_targets(parts.vae)
     add_osediff_adapters(parts.unet, parts.vae, unet_targets=ut, vae_targets=vt)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for m in (parts.unet, parts.vae):
-            for n, p in m.named_parameters():
-                if "lora" in n:
-                    p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    fill_trained_random(parts.unet, parts.vae, seed=3, conv_in=False)
     pkl = save_osediff_checkpoint(root / "osediff.pkl", parts.unet, parts.vae, ut, vt)
     return sd, pkl
 

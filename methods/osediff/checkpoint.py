@@ -16,7 +16,13 @@ import torch
 
 from methods.osediff.lora import UNET_ADAPTERS, add_osediff_adapters
 
-__all__ = ["CheckpointMismatch", "load_osediff_checkpoint", "osediff_state", "save_osediff_checkpoint"]
+__all__ = [
+    "CheckpointMismatch",
+    "fill_trained_random",
+    "load_osediff_checkpoint",
+    "osediff_state",
+    "save_osediff_checkpoint",
+]
 
 _LIST_KEYS = {
     "default_encoder": "unet_lora_encoder_modules",
@@ -93,3 +99,17 @@ def load_osediff_checkpoint(unet: torch.nn.Module, vae: torch.nn.Module, ckpt: d
         "unet_targets": {a: len(v) for a, v in unet_targets.items()},
         "vae_targets": len(vae_targets),
     }
+
+
+@torch.no_grad()
+def fill_trained_random(
+    unet: torch.nn.Module, vae: torch.nn.Module, *, seed: int, scale: float = 0.05, conv_in: bool = True
+) -> None:
+    """Fill what OSEDiff trains (every LoRA tensor, and UNet ``conv_in`` when ``conv_in``) with
+    ``scale``·N(0, 1) from one seeded generator: a synthetic "trained" model for tests and parity
+    runs (peft zero-initialises B, which would make every adapter a no-op)."""
+    g = torch.Generator().manual_seed(seed)
+    for model in (unet, vae):
+        for n, p in model.named_parameters():
+            if "lora" in n or (conv_in and model is unet and "conv_in.base_layer" in n):
+                p.copy_(scale * torch.randn(p.shape, generator=g))

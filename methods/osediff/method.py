@@ -24,7 +24,7 @@ from srbench.method import SRMethod
 from srbench.nn.colorfix import color_fix
 from srbench.nn.noise import generators
 from srbench.nn.sd import encode_prompt, load_sd_components
-from srbench.weights import WeightDir, WeightFile, explicit_path, is_random, resolve, MissingWeightsError
+from srbench.weights import MissingWeightsError, WeightDir, WeightFile, explicit_path, is_random, resolve
 
 from .checkpoint import load_osediff_checkpoint
 from .lora import add_osediff_adapters, merge_lora
@@ -79,7 +79,7 @@ class OSEDiff(SRMethod):
         return [] if is_random(cfg) else [SD_BASE, OSEDIFF_PKL]
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], device, dtype) -> "OSEDiff":
+    def from_config(cls, cfg: Mapping[str, Any], device, dtype) -> OSEDiff:
         cfg = dict(cfg or {})
         dtype = _DTYPES[str(cfg["dtype"]).lower()] if cfg.get("dtype") else (dtype or torch.float32)
         device = torch.device(device or "cpu")
@@ -143,7 +143,7 @@ class OSEDiff(SRMethod):
         x = preprocess(lr, process_size=self.process_size).to(self.device)
         text = encode_prompt(self.parts, self._prompts_for(names, b)).to(self.device)
         gens = None if self.mode else generators(seeds)
-        eps_fn = lambda z, t: tiled_eps(self.gen.eps, z, t, tile=self.tile, overlap=self.overlap)  # noqa: E731
+        eps_fn = lambda z, t: tiled_eps(self.gen.eps, z, t, tile=self.tile, overlap=self.overlap)
         out, _ = self.gen(x * 2 - 1, text, sample=not self.mode, generator=gens, eps_fn=eps_fn)
         out = (out.float() * 0.5 + 0.5).clamp(0, 1)
         out = color_fix(out, x, self.color).clamp(0, 1)
