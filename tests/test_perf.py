@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 import time
 
 import numpy as np
@@ -71,8 +72,15 @@ def test_cpu_peak_memory_sees_a_large_allocation():
             return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
     def allocate() -> None:
-        x = torch.ones(64 * 2**20)  # 256 MiB, touched
-        del x
+        # a fresh anonymous mapping, every page written: new resident memory whatever the heap holds.
+        # (torch.ones could be served from freed pages the allocator kept resident, which made the
+        # RSS not grow on CI — the peak then equalled the start and this test failed by chance.)
+        n = 256 * 2**20
+        buf = mmap.mmap(-1, n)
+        pages = np.frombuffer(buf, dtype=np.uint8)
+        pages[:] = 1
+        del pages
+        buf.close()
 
     before = rss_mb()
     _, peak, kind = measure(allocate, torch.device("cpu"), warmup=0, iters=1)
