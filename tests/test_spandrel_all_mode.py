@@ -20,3 +20,29 @@ def test_all_mode_includes_presets_whose_file_is_present(tmp_path, monkeypatch):
     assert configs["swinir_real_x4"]["name"] == "spandrel"
     assert available_for("swinir_real_x4", configs["swinir_real_x4"], 4) is None
     assert "realesrgan_x4plus" not in configs
+
+
+def test_a_preset_run_is_filed_and_listed_under_the_preset_name(tmp_path, monkeypatch):
+    """Several presets share the spandrel implementation: each gets its own results folder and
+    leaderboard row (all of them used to land in results/<dataset>/spandrel/ as "spandrel")."""
+    import json
+
+    from tests.helpers import bench_config
+
+    from srbench.runners.bench import run_bench
+
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "w"))
+    (tmp_path / "w" / "spandrel").mkdir(parents=True)
+    src = save_tiny("Compact", tmp_path)
+    shutil.copy(src, tmp_path / "w" / "spandrel" / "realesr-general-x4v3.pth")
+    # a random file under the preset's name: its pinned sha256 is waived for the test
+    overrides = ["method=realesr_general_x4v3", "method.sha256=null", f"results_dir={tmp_path / 'results'}", "dataset.images=[coins]",
+                 "metrics.lpips_nets=[]", "num_workers=0"]
+    with bench_config(overrides) as cfg:
+        result = run_bench(cfg)
+    assert result.status == "complete"
+    assert result.run_dir.parent.name == "realesr_general_x4v3"
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["method"] == "realesr_general_x4v3"
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["method"]["name"] == "spandrel" and manifest["method"]["preset"] == "realesr_general_x4v3"
