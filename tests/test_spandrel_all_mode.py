@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("spandrel")
 
-from srbench.runners.bench import all_method_configs, available_for  # noqa: E402
-from tests.spandrel_tiny import save_tiny  # noqa: E402
+from srbench.runners.bench import all_method_configs, available_for
+from tests.spandrel_tiny import save_tiny
 
 
 def test_all_mode_includes_presets_whose_file_is_present(tmp_path, monkeypatch):
@@ -27,9 +27,8 @@ def test_a_preset_run_is_filed_and_listed_under_the_preset_name(tmp_path, monkey
     leaderboard row (all of them used to land in results/<dataset>/spandrel/ as "spandrel")."""
     import json
 
-    from tests.helpers import bench_config
-
     from srbench.runners.bench import run_bench
+    from tests.helpers import bench_config
 
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "w"))
     (tmp_path / "w" / "spandrel").mkdir(parents=True)
