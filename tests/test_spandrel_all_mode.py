@@ -12,14 +12,16 @@ from tests.spandrel_tiny import save_tiny
 
 def test_all_mode_includes_presets_whose_file_is_present(tmp_path, monkeypatch):
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
-    assert "swinir_real_x4" not in all_method_configs([])  # nothing there: not part of all mode
+    assert "hat_x4" not in all_method_configs([])  # nothing there: not part of all mode
     (tmp_path / "spandrel").mkdir()
-    src = save_tiny("SwinIR", tmp_path)
-    shutil.copy(src, tmp_path / "spandrel" / "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth")
+    src = save_tiny("HAT", tmp_path)
+    shutil.copy(src, tmp_path / "spandrel" / "HAT_SRx4_ImageNet-pretrain.pth")  # no digest pinned for it
+    # a file under a pinned preset's name whose sha256 differs is corrupt, not "present"
+    shutil.copy(save_tiny("SwinIR", tmp_path), tmp_path / "spandrel" / "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth")
     configs = all_method_configs([])
-    assert configs["swinir_real_x4"]["name"] == "spandrel"
-    assert available_for("swinir_real_x4", configs["swinir_real_x4"], 4) is None
-    assert "realesrgan_x4plus" not in configs
+    assert configs["hat_x4"]["name"] == "spandrel"
+    assert available_for("hat_x4", configs["hat_x4"], 4) is None
+    assert "swinir_real_x4" not in configs and "realesrgan_x4plus" not in configs
 
 
 def test_a_preset_run_is_filed_and_listed_under_the_preset_name(tmp_path, monkeypatch):
