@@ -89,6 +89,15 @@ class SRMethod(abc.ABC):
         """Facts for the manifest: parameter counts, dtype, weight hashes (keys with ``sha256``)."""
         return {"name": self.name}
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether this instance's output is a function of its input alone (no random draw).
+
+        ``seeds=K`` runs a deterministic method once. The default follows :attr:`is_stochastic`; a
+        stochastic class whose configuration draws nothing (ECDP at temperature 0) overrides it.
+        """
+        return not self.is_stochastic
+
     def nfe_per_image(self) -> Sequence[float] | float | None:
         """Network evaluations of each image of the last ``upscale`` call, copied into its results row.
 

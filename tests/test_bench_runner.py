@@ -95,11 +95,11 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, toy, monkeypatch):
     calls = {"n": 0}
     real = bench.BenchLoop.group
 
-    def dying(self, group):
+    def dying(self, group, *draw):
         if calls["n"] == 2:  # killed while processing the 3rd image
             raise _Interrupt()
         calls["n"] += 1
-        return real(self, group)
+        return real(self, group, *draw)
 
     monkeypatch.setattr(bench.BenchLoop, "group", dying)
     with bench_config(overrides + [f"results_dir={tmp_path / 'resumed'}"]) as cfg:

@@ -252,6 +252,11 @@ class ECDP(SRMethod):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.cfg.dtype])
 
+    @property
+    def deterministic(self) -> bool:
+        """At temperature 0 the PF-ODE starts from z = 0: no draw, one output per input."""
+        return self.cfg.temperature == 0
+
     def initial_noise(self, seeds: Sequence[int], shape: tuple[int, int, int]) -> torch.Tensor:
         """z ~ N(0, I)·temperature, one CPU generator per image (same z on every device)."""
         return randn_per_image(seeds, shape, device=self.device) * self.cfg.temperature

@@ -27,6 +27,7 @@ from typing import Any
 
 from srbench.fsutil import atomic_write_json, atomic_write_text
 from srbench.results.provenance import device_info, git_state, library_versions
+from srbench.results.seeds import SEED_INDEX, average_over_seeds, row_key, seed_block
 from srbench.results.store import (
     STATUS_NONFINITE,
     STATUS_OK,
@@ -46,8 +47,10 @@ TIMING_COLUMNS = ["time_ms", "peak_mem_mb", "batch", "nfe"]
 TRAILING_COLUMNS = ["notes", "source_stat", "source_sha256", "profile"]
 
 
-def per_image_columns(metric_columns: Sequence[str], timing: bool = True) -> list[str]:
-    return BASE_COLUMNS + list(metric_columns) + (TIMING_COLUMNS if timing else []) + TRAILING_COLUMNS
+def per_image_columns(metric_columns: Sequence[str], timing: bool = True, seeds: bool = False) -> list[str]:
+    """``seeds``: more than one draw per image, so rows carry ``seed_index`` (srbench.results.seeds)."""
+    base = [*BASE_COLUMNS[:2], SEED_INDEX, *BASE_COLUMNS[2:]] if seeds else BASE_COLUMNS
+    return base + list(metric_columns) + (TIMING_COLUMNS if timing else []) + TRAILING_COLUMNS
 
 
 def metric_columns(suite: Any, *, has_hr: bool, lr_psnr: bool) -> list[str]:
@@ -77,11 +80,13 @@ def _as_float(v: Any) -> float | None:
 
 
 def one_per_image(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The last row of each image, in first-seen order: a duplicated row never counts twice."""
-    last: dict[str, Mapping[str, Any]] = {}
+    """The last row of each image (of each (image, seed_index) with seeds=K), in first-seen order:
+    a duplicated row never counts twice."""
+    last: dict[tuple[str, int], Mapping[str, Any]] = {}
     for r in rows:
-        last.pop(r["image"], None)
-        last[r["image"]] = r
+        key = row_key(r)
+        last.pop(key, None)
+        last[key] = r
     return list(last.values())
 
 
@@ -117,16 +122,26 @@ def summarize_rows(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[s
 
 def build_summary(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str], *, names: Sequence[str],
                   status: str | None, header: Mapping[str, Any], started: float,
-                  error: str | None = None) -> dict[str, Any]:
+                  error: str | None = None, seeds: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``summary.json`` of a run over ``names``: ``header`` (method, dataset, scale, profile, metric ids…)
-    plus the statistics of the rows of those images; ``status`` None → complete/partial by coverage."""
+    plus the statistics of the rows of those images; ``status`` None → complete/partial by coverage.
+
+    ``seeds`` (``requested``, ``draws``, ``deterministic``): with draws > 1 the statistics over images
+    are over each image's mean over its draws, and ``summary["seeds"]`` holds the per-seed means and
+    the std across seeds (:func:`srbench.results.seeds.seed_block`).
+    """
     wanted = set(names)
-    body = summarize_rows([r for r in rows if r["image"] in wanted], metric_columns)
-    covered = body["n_images"] + body["n_skipped"] + body["n_nonfinite"]
+    mine = one_per_image(r for r in rows if r["image"] in wanted)
+    draws = int((seeds or {}).get("draws", 1))
+    body = summarize_rows(average_over_seeds(mine, [*metric_columns, *TIMING_COLUMNS], draws), metric_columns)
+    covered = len(mine) if draws > 1 else body["n_images"] + body["n_skipped"] + body["n_nonfinite"]
     if status is None:
-        status = "complete" if covered >= len(names) else "partial"
+        status = "complete" if covered >= len(names) * draws else "partial"
     summary = {**header, "status": status, "n_total": len(names), **body,
                "nfe": body["timing"].get("nfe", {}).get("mean"), "wall_time_s": time.time() - started}
+    if seeds and int(seeds.get("requested", 1)) > 1:
+        summary["seeds"] = seed_block(mine, metric_columns, requested=int(seeds["requested"]), draws=draws,
+                                      deterministic=bool(seeds.get("deterministic")))
     if error:
         summary["error"] = error
     return summary
@@ -181,7 +196,8 @@ def write_failure(run: RunDir, *, method: str, dataset: str, scale: Any, profile
 
 # ----------------------------------------------------------------------------- a bench run's rows
 class RunRecord:
-    """A bench run's per-image rows (one per image, in memory) and its summary writes.
+    """A bench run's per-image rows (one per image, or per (image, seed_index) with ``seeds=K``, in
+    memory) and its summary writes.
 
     ``per_image.csv`` is read once, when the record opens: duplicate rows (two writers, a torn
     merge) collapse to the last one per image and the file is rewritten that way; rows that are
@@ -189,23 +205,26 @@ class RunRecord:
     """
 
     def __init__(self, run: RunDir, columns: Sequence[str], metric_columns: Sequence[str], *,
-                 header: Mapping[str, Any], names: Sequence[str], started: float):
+                 header: Mapping[str, Any], names: Sequence[str], started: float,
+                 seeds: Mapping[str, Any] | None = None):
         self.run, self.metric_columns, self.header = run, list(metric_columns), dict(header)
-        self.names, self.started = list(names), started
+        self.names, self.started, self.seeds = list(names), started, seeds
         self.table = PerImageCSV(run.per_image_path, columns)
         stored = self.table.rows()
-        self.rows: dict[str, dict[str, Any]] = {r["image"]: dict(r) for r in one_per_image(stored)
-                                                 if r["status"] == STATUS_OK}
+        self.rows: dict[tuple[str, int], dict[str, Any]] = {row_key(r): dict(r) for r in one_per_image(stored)
+                                                             if r["status"] == STATUS_OK}
         if len(self.rows) != len(stored):
             self.rewrite()
 
-    def done(self) -> set[str]:
+    def done(self) -> set[tuple[str, int]]:
+        """The (image, seed_index) pairs scored (seed_index 0 for single-draw runs)."""
         return set(self.rows)
 
     def drop(self, images: Iterable[str]) -> None:
-        """Forget the rows of ``images`` (they are scored again) and rewrite the table."""
-        for name in images:
-            self.rows.pop(name, None)
+        """Forget the rows of ``images`` (every draw; they are scored again) and rewrite the table."""
+        gone = set(images)
+        for key in [k for k in self.rows if k[0] in gone]:
+            del self.rows[key]
         self.rewrite()
 
     def rewrite(self) -> None:
@@ -218,12 +237,13 @@ class RunRecord:
 
     def remember(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for r in rows:
-            self.rows.pop(r["image"], None)
-            self.rows[r["image"]] = {c: format_cell(v) if isinstance(v, float) else v for c, v in r.items()}
+            key = row_key(r)
+            self.rows.pop(key, None)
+            self.rows[key] = {c: format_cell(v) if isinstance(v, float) else v for c, v in r.items()}
 
     def summary(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
         return build_summary(list(self.rows.values()), self.metric_columns, names=self.names, status=status,
-                             header=self.header, started=self.started, error=error)
+                             header=self.header, started=self.started, error=error, seeds=self.seeds)
 
     def write_summary(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
         summary = self.summary(status, error)
@@ -232,7 +252,7 @@ class RunRecord:
 
     def ordered_rows(self) -> list[dict[str, Any]]:
         position = {n: i for i, n in enumerate(self.names)}
-        return sorted(self.rows.values(), key=lambda r: position.get(r["image"], len(position)))
+        return sorted(self.rows.values(), key=lambda r: (position.get(r["image"], len(position)), row_key(r)[1]))
 
 
 def write_score_record(out: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],

@@ -68,8 +68,11 @@ class PerImageCSV:
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
-    def done(self) -> set[str]:
-        return {r["image"] for r in self.rows()}
+    def done(self) -> set[tuple[str, int]]:
+        """The (image, seed_index) pairs present (seed_index 0 for single-draw runs)."""
+        from srbench.results.seeds import row_key
+
+        return {row_key(r) for r in self.rows()}
 
     def keep(self, predicate: Any) -> None:
         """Rewrite the table (atomically) with only the rows for which ``predicate(row)`` holds."""

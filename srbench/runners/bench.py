@@ -21,7 +21,7 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from srbench.config import to_container
-from srbench.data.base import SRDataset, SRSample, build_dataset, collate_samples, image_seed, lr_operator
+from srbench.data.base import SRDataset, SRSample, build_dataset, collate_samples, lr_operator
 from srbench.data.io import write_image
 from srbench.data.sources import changed, signature
 from srbench.devices import resolve_device, resolve_dtype
@@ -45,6 +45,7 @@ from srbench.results.records import (
     per_image_columns,
     write_failure,
 )
+from srbench.results.seeds import SEED_INDEX, seed_for
 from srbench.results.store import STATUS_NONFINITE, STATUS_OK, STATUS_SKIPPED, PerImageCSV, RunDir, read_json
 from srbench.runners import distributed as dist
 from srbench.runners.schemas import BenchSettings, bench_settings
@@ -61,13 +62,16 @@ def config_hash(obj: Any) -> str:
 
 
 def default_run_name(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any], scale: float, device: torch.device,
-                     dtype: torch.dtype) -> str:
+                     dtype: torch.dtype, draws: int = 1) -> str:
     """Same settings → same name, so a rerun resumes instead of starting over.
 
     Leaves out what cannot change the numbers (batch size, workers, logging, image saving).
+    ``draws`` (seeds=K of a stochastic method) enters only when > 1, so single-draw runs keep their names.
     """
     key = {"method": method_cfg, "dataset": cfg["dataset"], "metrics": cfg["metrics"], "seed": cfg["seed"],
            "device": device.type, "dtype": str(dtype), "max_images": cfg.get("max_images")}
+    if draws > 1:
+        key["seeds"] = draws
     colorfix = (cfg.get("postprocess") or {}).get("colorfix", "none")
     if colorfix != "none":  # only then: runs without a colour fix keep the names they always had
         key["postprocess"] = {"colorfix": colorfix}
@@ -161,8 +165,11 @@ def changed_sources(record: RunRecord, dataset: SRDataset, names: Sequence[str])
     """Images scored before whose source files changed since (size/mtime, then content hash)."""
     index = {n: i for i, n in enumerate(dataset.names)}
     out = []
+    first = {}  # every draw of an image comes from the same files: its first row is enough
+    for (image, _), r in record.rows.items():
+        first.setdefault(image, r)
     for name in names:
-        row = record.rows.get(name)
+        row = first.get(name)
         if row is None or not row.get("source_sha256"):
             continue
         if changed(dataset.source_files(index[name]), row.get("source_stat", ""), row["source_sha256"]):
@@ -171,10 +178,16 @@ def changed_sources(record: RunRecord, dataset: SRDataset, names: Sequence[str])
 
 
 class BenchLoop:
-    """Upscale, check and score batches; one instance per run."""
+    """Upscale, check and score batches; one instance per run.
+
+    With ``draws`` > 1 (seeds=K) each image is upscaled once per draw k not in ``done`` (the
+    (image, seed_index) pairs already stored), with seed :func:`srbench.results.seeds.seed_for`.
+    """
 
     def __init__(self, method: SRMethod, suite: Any, degrade: Any, device: torch.device, settings: BenchSettings,
-                 run: RunDir, save_budget: set[str], profile: str):
+                 run: RunDir, save_budget: set[str], profile: str, draws: int = 1,
+                 done: set[tuple[str, int]] | frozenset = frozenset()):
+        self.draws, self.done = draws, done
         self.method, self.suite, self.degrade, self.device = method, suite, degrade, device
         self.seed, self.on_error = settings.seed, settings.on_error
         self.run, self.save_budget, self.profile = run, save_budget, profile
@@ -182,29 +195,39 @@ class BenchLoop:
         warmup = settings.warmup
         self.warmup_left = (1 if device.type == "cuda" else 0) if warmup == "auto" else int(warmup)
 
-    def batch(self, batch: Sequence[SRSample | _Failed]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
+    def batch(self, batch: Sequence[SRSample | _Failed]) -> Iterator[list[dict[str, Any]]]:
+        """The rows of a loaded batch, yielded per upscale call (one draw of one size group), so that
+        the runner stores each (image, seed) pair as soon as it is scored."""
+        skipped = []
         for item in batch:
             if isinstance(item, _Failed):
                 if self.on_error != "skip":
                     raise UserError(item.error)
-                rows.append(self._row(item.name, STATUS_SKIPPED, error=item.error, source=item.source))
-        for group in group_by_shape([s for s in batch if isinstance(s, SRSample)]):
-            try:
-                rows.extend(self.group(group))
-            except Exception as exc:
-                if self.on_error != "skip" or not is_user_error(exc):
-                    raise
-                if len(group) == 1:
-                    rows.append(self._row(group[0].name, STATUS_SKIPPED, error=one_line(exc),
-                                          source=group[0].meta.get("source", ("", ""))))
-                else:  # find the culprit(s) one image at a time
-                    rows.extend(r for sample in group for r in self.batch([sample]))
-        return rows
+                skipped.extend(self._row(item.name, STATUS_SKIPPED, k, error=item.error, source=item.source)
+                               for k in range(self.draws) if (item.name, k) not in self.done)
+        if skipped:
+            yield skipped
+        samples = [s for s in batch if isinstance(s, SRSample)]
+        for k in range(self.draws):
+            for group in group_by_shape([s for s in samples if (s.name, k) not in self.done]):
+                yield self._group_or_skip(group, k)
 
-    def _row(self, name: str, status: str, error: str = "", source: tuple[str, str] = ("", ""),
+    def _group_or_skip(self, group: list[SRSample], k: int) -> list[dict[str, Any]]:
+        try:
+            return self.group(group, k)
+        except Exception as exc:
+            if self.on_error != "skip" or not is_user_error(exc):
+                raise
+            if len(group) == 1:
+                return [self._row(group[0].name, STATUS_SKIPPED, k, error=one_line(exc),
+                                  source=group[0].meta.get("source", ("", "")))]
+            # find the culprit(s) one image at a time
+            return [r for sample in group for r in self._group_or_skip([sample], k)]
+
+    def _row(self, name: str, status: str, k: int = 0, error: str = "", source: tuple[str, str] = ("", ""),
              **values: Any) -> dict[str, Any]:
-        return {"image": name, "seed": image_seed(self.seed, name), "status": status, "error": error,
+        draw = {SEED_INDEX: k} if self.draws > 1 else {}
+        return {"image": name, "seed": seed_for(self.seed, name, k), **draw, "status": status, "error": error,
                 "profile": self.profile, "source_stat": source[0], "source_sha256": source[1], **values}
 
     def _upscale(self, lr: torch.Tensor, scale: float, seeds: list[int]) -> tuple[torch.Tensor, float, float]:
@@ -228,12 +251,13 @@ class BenchLoop:
 
         return color_fix(sr, upsample_lr(lr, tuple(sr.shape[-2:])), self.colorfix)
 
-    def group(self, group: list[SRSample]) -> list[dict[str, Any]]:
+    def group(self, group: list[SRSample], k: int = 0) -> list[dict[str, Any]]:
+        """Upscale and score ``group`` (images of one size) with draw ``k``'s seeds."""
         names = [s.name for s in group]
         scale = group[0].scale
         lr = torch.stack([s.lr for s in group]).to(self.device, non_blocking=True)
         hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(self.device, non_blocking=True)
-        sr, ms, peak = self._upscale(lr, scale, [image_seed(self.seed, n) for n in names])
+        sr, ms, peak = self._upscale(lr, scale, [seed_for(self.seed, n, k) for n in names])
         nfe = nfe_per_image(self.method, len(group))
         notes = self.method.per_image_notes() or [None] * len(group)
 
@@ -255,11 +279,11 @@ class BenchLoop:
             raise type(exc)(f"{where} (×{scale:g}): {one_line(exc)}") from None
         rows = []
         for i, (sample, name) in enumerate(zip(group, names)):
-            if name in self.save_budget and finite[i]:
+            if name in self.save_budget and finite[i] and k == 0:  # samples/ keeps draw 0 (the visual page)
                 write_image(self.run.samples_dir / f"{name}.png", sr[i].cpu())
             status, error = (STATUS_OK, "") if finite[i] else (STATUS_NONFINITE, "NaN/Inf in the method's output")
             note = json.dumps(notes[i], sort_keys=True, default=str) if notes[i] else ""
-            rows.append(self._row(name, status, error, sample.meta.get("source", ("", "")), time_ms=ms,
+            rows.append(self._row(name, status, k, error, sample.meta.get("source", ("", "")), time_ms=ms,
                                   peak_mem_mb=peak, batch=len(group), nfe=nfe[i], notes=note,
                                   **{col: vals[i] for col, vals in values.items()}))
         return rows
@@ -302,13 +326,23 @@ def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = Non
     if suite is None:
         suite = build_suite(cfg, device, dataset.scale)
         report_missing_metrics(suite)
-    run_name = settings.run_name or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
     method = method_cls.from_config(method_cfg, device, dtype)
-    run = BenchRun(cfg, settings, method_cfg, method, dataset, suite,
-                   device, dtype, RunDir(settings.results_dir, dataset.name, method.label, run_name), run_name)
+    draws = draws_for(method, settings.seeds)
+    run_name = settings.run_name or default_run_name(cfg, method_cfg, dataset.scale, device, dtype, draws)
+    run = BenchRun(cfg, settings, method_cfg, method, dataset, suite, device, dtype,
+                   RunDir(settings.results_dir, dataset.name, method.label, run_name), run_name, draws)
     # one writer per run directory (rank 0 writes it); a second one refuses in one line
     with RunLock(run.dir.path) if dist.rank() == 0 else contextlib.nullcontext():
         return run.execute()
+
+
+def draws_for(method: SRMethod, seeds: int) -> int:
+    """How many draws per image ``seeds`` means for ``method``: one for a deterministic method (said once)."""
+    if seeds > 1 and method.deterministic:
+        print(f"[srbench] {method.label} is deterministic: seeds={seeds} runs it once "
+              "(summary.json says so under 'seeds')", file=sys.stderr)
+        return 1
+    return seeds
 
 
 @dataclass
@@ -325,12 +359,14 @@ class BenchRun:
     dtype: torch.dtype
     dir: RunDir
     run_name: str
+    draws: int = 1  # per image (seeds=K of a stochastic method)
 
     def __post_init__(self) -> None:
         ds, settings = self.dataset, self.settings
         self.degrade = lr_operator(ds)
         self.columns = metric_columns(self.suite, has_hr=ds.has_hr, lr_psnr=self.degrade is not None)
-        self.row_columns = per_image_columns(self.columns)
+        self.row_columns = per_image_columns(self.columns, seeds=self.draws > 1)
+        self.seeds = {"requested": settings.seeds, "draws": self.draws, "deterministic": self.method.deterministic}
         self.names = ds.names[: settings.max_images] if settings.max_images else ds.names
         self.identity = run_identity(self.method.describe(), ds.describe())
         info = ds.describe()
@@ -344,7 +380,7 @@ class BenchRun:
         """Rank 0: the stored rows (checked, shards merged, changed images dropped) and the manifest."""
         previous = _check_resumable(self.dir, self.identity)
         record = RunRecord(self.dir, self.row_columns, self.columns, header=self.header, names=self.names,
-                           started=started)
+                           started=started, seeds=self.seeds)
         if record.rows and not self.settings.resume:
             raise UserError(f"{self.dir.path} already holds results; use resume=true or a new run_name")
         record.remember(dist.merge_shards(self.dir, record.table, self.names))  # rows left by a killed multi-GPU run
@@ -368,20 +404,20 @@ class BenchRun:
         dist.barrier()  # rank 0 has merged leftover shards: every rank now sees the same done set
         shard = None if world == 1 else dist.shard_table(self.dir, self.row_columns, rank)
         done = record.done() if record is not None else PerImageCSV(self.dir.per_image_path, self.row_columns).done()
-        todo = [i for i, n in enumerate(self.names) if n not in done][rank::world]
+        todo = [i for i, n in enumerate(self.names) if any((n, k) not in done for k in range(self.draws))][rank::world]
         loop = BenchLoop(self.method, self.suite, self.degrade, self.device, self.settings, self.dir,
-                         _save_budget(self.settings.save_images, self.names), self.header["profile"])
+                         _save_budget(self.settings.save_images, self.names), self.header["profile"], self.draws, done)
         loader = torch.utils.data.DataLoader(
             _SafeDataset(self.dataset, todo), batch_size=self.settings.batch_size,
             num_workers=self.settings.num_workers, collate_fn=collate_samples, pin_memory=self.device.type == "cuda",
             persistent_workers=False)
         try:
             for batch in _progress(loader, desc=f"{self.method.label} on {self.dataset.name}", disable=rank != 0):
-                rows = loop.batch(batch)
-                if shard is not None:
-                    shard.append(rows)
-                else:
-                    record.add(rows)
+                for rows in loop.batch(batch):
+                    if shard is not None:
+                        shard.append(rows)
+                    else:
+                        record.add(rows)
         except BaseException as exc:
             if record is not None:
                 record.write_summary("partial" if isinstance(exc, KeyboardInterrupt) else "failed",

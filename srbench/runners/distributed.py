@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as td
 
+from srbench.results.seeds import row_key
 from srbench.results.store import PerImageCSV, RunDir
 
 
@@ -66,10 +67,10 @@ def merge_shards(run: RunDir, table: PerImageCSV, order: Sequence[str]) -> list[
     rows = {}
     for path in paths:
         for row in PerImageCSV(path, table.columns).rows():
-            if row["image"] not in present:
-                rows[row["image"]] = row
+            if row_key(row) not in present:  # (image, seed_index): with seeds=K an image has K rows
+                rows[row_key(row)] = row
     position = {n: i for i, n in enumerate(order)}
-    merged = sorted(rows.values(), key=lambda r: position.get(r["image"], len(position)))
+    merged = sorted(rows.values(), key=lambda r: (position.get(r["image"], len(position)), row_key(r)[1]))
     table.append(merged)
     for path in paths:
         path.unlink()

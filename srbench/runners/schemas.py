@@ -47,6 +47,7 @@ class BenchSettings:
     logger: Any = None
     paths: Any = None
     seed: int = bounded(0, ge=0)
+    seeds: int = bounded(1, ge=1)
     device: str = "auto"
     batch_size: int = bounded(4, ge=1)
     num_workers: int = bounded(2, ge=0)
