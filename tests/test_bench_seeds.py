@@ -101,7 +101,7 @@ def test_killed_seed_run_resumes_without_redoing_finished_pairs(tmp_path, toy, m
     assert resumed.status == "complete"
     assert len(calls) == 5 and not set(calls) & set(first)  # only the pairs that were missing
     assert sorted(first + calls) == sorted((n, k) for n in ("coins", "chelsea", "camera") for k in range(3))
-    key = lambda r: (r["image"], r["seed_index"])  # noqa: E731
+    key = lambda r: (r["image"], r["seed_index"])
     assert sorted((key(r), r["seed"], r["psnr"]) for r in rows(resumed.run_dir)) == sorted(
         (key(r), r["seed"], r["psnr"]) for r in rows(full.run_dir))
     a, b = summary(resumed.run_dir)["seeds"], summary(full.run_dir)["seeds"]

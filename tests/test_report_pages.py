@@ -67,13 +67,14 @@ def test_report_tables_cards_pvalues_and_failures(results, tmp_path):
     assert "boom: out of memory" in html and "Failed jobs" in html
     std = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
     # best first, p-value of c against a matches the paired bootstrap on the same images
-    order = [m for m in re.findall(r'<td class="l">(\w) \(', std)]
+    order = [m for m in re.findall(r'<td class="l">(\w)</td>', std)]
     assert order[0] in "ab" and order[-1] == "c"
     a = [float(l.split(",")[2]) for l in (results / "samples/a/good/per_image.csv").read_text().splitlines()[1:]]
     c = [float(l.split(",")[2]) for l in (results / "samples/c/bad/per_image.csv").read_text().splitlines()[1:]]
     p = paired_bootstrap(c, a)["p_value"]
     assert f"{p:.4f}" in std
     assert "n.s." in std  # a vs b differ by noise only
+    assert "small-n" not in std  # 12 images: no small-n warning
     assert re.search(r"\d+\.\d{3} ± \d+\.\d{3}", std)
     assert "Metric card" in std and "psnr@basicsr-y-crop4" in std
     visual_page = next(out.glob("samples-x4-standard-*-visual.html")).read_text()
@@ -112,7 +113,7 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     page.write_text(text)
     proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                            "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     dom = proc.stdout
     m = re.search(r'data-check="([^"]+)"', dom)
     assert m, proc.stderr[-2000:]
@@ -125,3 +126,101 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     csv = pd.read_csv(out / "leaderboard.csv")
     for v in csv[csv["profile"] == "standard"]["psnr"]:
         assert f"{v:.3f} ±" in dom
+
+
+def test_small_n_p_value_carries_a_warning(tmp_path):
+    _run(tmp_path, "a", "r1", [30.0, 31.0, 29.5, 30.5])
+    _run(tmp_path, "b", "r2", [29.0, 30.2, 28.1, 29.9])
+    out = tmp_path / "report"
+    assert report.main([str(tmp_path), "--out", str(out)]) == 0
+    page = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
+    assert "⚠ n=4" in page and "small-n-note" in page and "unreliable" in page
+
+
+def _run_with_config(root, method, name, config, values=(30.0, 31.0)):
+    d = _run(root, method, name, list(values))
+    m = json.loads((d / "manifest.json").read_text())
+    m.pop("overrides")
+    m["config"] = config
+    (d / "manifest.json").write_text(json.dumps(m))
+    return d
+
+
+def test_labels_name_the_settings_that_differ(tmp_path):
+    from srbench.report import runs
+
+    base = {"seed": 0, "results_dir": "/x", "batch_size": 4, "method": {"name": "ecdp_tiny", "weights": "random",
+                                                                      "sampler": {"method": "euler", "steps": 4}}}
+    steps8 = json.loads(json.dumps(base))
+    steps8["method"]["sampler"]["steps"] = 8
+    _run_with_config(tmp_path, "ecdp_tiny", "s4", base)
+    _run_with_config(tmp_path, "ecdp_tiny", "s8", {**steps8, "results_dir": "/elsewhere"})  # not a setting
+    _run_with_config(tmp_path, "ecdp_tiny", "s8-again", steps8)
+    _run_with_config(tmp_path, "bicubic", "b", {"seed": 0, "batch_size": 4, "method": {"name": "bicubic"}})
+    found = runs.find([tmp_path])
+    got = dict(zip([r.path.name for r in found], runs.labels(found)))
+    assert got == {"s4": "ecdp_tiny method.sampler.steps=4", "s8": "ecdp_tiny method.sampler.steps=8 (s8)",
+                   "s8-again": "ecdp_tiny method.sampler.steps=8 (s8-again)", "b": "bicubic"}
+    # a setting outside the method that differs across the table is on every label
+    _run_with_config(tmp_path, "bicubic", "b1", {"seed": 1, "batch_size": 4, "method": {"name": "bicubic"}})
+    found = runs.find([tmp_path])
+    got = dict(zip([r.path.name for r in found], runs.labels(found)))
+    assert got["b"] == "bicubic seed=0" and got["b1"] == "bicubic seed=1"
+    assert got["s4"] == "ecdp_tiny method.sampler.steps=4 seed=0"
+
+
+def test_seed_runs_show_std_over_seeds_and_per_seed_means(tmp_path):
+    from srbench.results.records import build_summary
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(27, 1.5, 12)
+    images = [f"im{i}" for i in range(12)]
+    _run(tmp_path, "bicubic", "det", list(truth - 1))
+    d = tmp_path / "samples" / "toy" / "k3"
+    d.mkdir(parents=True)
+    rows = [{"image": im, "seed": 0, "seed_index": k, "status": "ok", "psnr": float(truth[i] + rng.normal(0, 0.3))}
+            for k in range(3) for i, im in enumerate(images)]
+    header = {"method": "toy", "dataset": "samples", "scale": 4, "profile": "standard",
+              "metric_ids": {"psnr": "psnr@basicsr-y-crop4"}}
+    summary = build_summary(rows, ["psnr"], names=images, status=None, header=header, started=0.0,
+                            seeds={"requested": 3, "draws": 3, "deterministic": False})
+    (d / "summary.json").write_text(json.dumps(summary))
+    (d / "manifest.json").write_text(json.dumps({"config": {"seed": 0}, "dataset": {"image_list_sha256": "abc"},
+                                                 "dtype": "float32"}))
+    lines = ["image,seed,seed_index,status,psnr"] + [f"{r['image']},0,{r['seed_index']},ok,{r['psnr']!r}" for r in rows]
+    (d / "per_image.csv").write_text("\n".join(lines) + "\n")
+    assert summary["status"] == "complete" and summary["n_images"] == 12
+    std = summary["seeds"]["across_seeds"]["psnr"]["std"]
+    out = tmp_path / "report"
+    assert report.main([str(tmp_path), "--out", str(out)]) == 0
+    page = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
+    assert f"3 · σ<sub>seeds</sub> {std:.3f}" in page and "Variance over seeds" in page
+    for s in summary["seeds"]["per_seed"]:
+        assert f"{s['means']['psnr']:.3f}" in page
+    # the paired test against the other run is over each image's mean over the draws
+    means = [np.mean([r["psnr"] for r in rows if r["image"] == im]) for im in images]
+    p = paired_bootstrap(list(truth - 1), means)["p_value"]
+    assert f"{p:.4f}" in page
+
+
+def test_bench_save_hr_puts_hr_on_the_visual_page(tmp_path, toy):
+    from helpers import bench_config
+    from PIL import Image
+
+    from srbench.runners.bench import run_bench
+
+    common = ["dataset.images=[coins]", "metrics.lpips_nets=[]", "num_workers=0", f"results_dir={tmp_path / 'r'}"]
+    with bench_config(["method=bicubic", "save_hr=true", *common]) as cfg:
+        a = run_bench(cfg)
+    with bench_config(["method=toy_nearest", "+method.noise=0.1", *common]) as cfg:
+        run_bench(cfg)
+    hr = np.asarray(Image.open(a.run_dir / "samples" / "coins.hr.png"))
+    assert hr.shape == np.asarray(Image.open(a.run_dir / "samples" / "coins.png")).shape
+    out = tmp_path / "report"
+    assert report.main([str(tmp_path / "r"), "--out", str(out)]) == 0
+    visual_page = next(out.glob("samples-x4-standard-*-visual.html")).read_text()
+    assert "<figcaption>HR</figcaption>" in visual_page
+    assert visual_page.count("<figure>") == 3  # HR, bicubic, toy
+    y, x = map(int, re.search(r"crop at \(y=(\d+), x=(\d+)\)", visual_page).groups())
+    crop = np.asarray(Image.open(next((out).glob("samples-x4-standard-*-crops/coins-0.png"))))
+    assert (crop == hr[y:y + crop.shape[0], x:x + crop.shape[1]]).all()

@@ -72,7 +72,8 @@ def main(argv: list[str]) -> int:
     (args.out / "leaderboard.md").write_text(lb.markdown(table) + "\n")
     (args.out / "leaderboard.html").write_text(table.to_html(index=False, float_format=lambda x: f"{x:.4f}"))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-    from srbench.report import pages, runs as report_runs
+    from srbench.report import pages
+    from srbench.report import runs as report_runs
 
     written = pages.write(report_runs.find([r for r in args.roots if r.exists()]), args.out)
     print(f"\nwrote {args.out}/leaderboard.{{md,csv,html}}")

@@ -65,7 +65,7 @@ def run_table(name: str, t: dict[str, Any], data: Path, results: Path) -> str:
     cmd = [str(Path(sys.executable).parent / "srbench-bench"), f"method={proto['method']}", f"dataset={proto['dataset']}",
            f"dataset.root={data / proto['data']}", f"metrics={proto['metrics']}", f"results_dir={results}",
            f"run_name={run_name}", "print_table=false", *proto.get("overrides", [])]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     summary_path = results / str(proto["dataset"]) / str(proto["method"]) / run_name / "summary.json"
     if proc.returncode != 0 or not summary_path.exists():
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from srbench.results.leaderboard import num
+from srbench.results.seeds import average_over_seeds, n_draws
+
+#: config keys that cannot change the numbers, or only name the run: never part of a label
+NOT_SETTINGS = ("results_dir", "run_name", "print_table", "num_workers", "paths", "logger", "resume",
+                "save_images", "save_hr", "warmup", "max_image_pixels", "on_error", "hydra")
 
 
 @dataclass
@@ -43,10 +48,17 @@ class Run:
         over = [o for o in self.manifest.get("overrides") or [] if not o.startswith(("method=", "dataset="))]
         return self.method + (f" [{' '.join(over)}]" if over else "") + ("" if over else f" ({self.path.name})")
 
+    def settings(self) -> dict[str, str]:
+        """The run's config flattened to ``key.sub=value`` (what a sweep override names), without
+        :data:`NOT_SETTINGS`."""
+        cfg = {k: v for k, v in (self.manifest.get("config") or {}).items() if k not in NOT_SETTINGS}
+        return flatten(cfg)
+
     def per_image(self, metric: str) -> dict[str, float]:
-        """Per-image values of ``metric`` over ``ok`` rows (the last row of an image wins, as in summaries)."""
+        """Per-image values of ``metric`` over ``ok`` rows (the last row of an image wins, as in summaries);
+        with seeds=K each image's mean over its draws, as the summary's statistics over images."""
         out: dict[str, float] = {}
-        for r in self.rows:
+        for r in average_over_seeds(self.rows, [metric], n_draws(self.rows)):
             if r.get("status", "ok") == "ok" and r.get(metric) not in (None, ""):
                 out[r["image"]] = num(r[metric])
         return out
@@ -70,6 +82,40 @@ class Run:
             "colour fix (postprocess.colorfix)": (cfg.get("postprocess") or {}).get("colorfix", "none"),
             "seed policy": "per image from (seed, image name)",
         }
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    if not isinstance(tree, dict):
+        return {prefix: tree if isinstance(tree, str) else json.dumps(tree, default=str)}
+    out: dict[str, str] = {}
+    for k, v in tree.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def labels(runs: list[Run]) -> list[str]:
+    """A label per run that says what tells it apart from the others of its table: the method, then
+    the settings (``key=value``, as a sweep's overrides name them) that differ between that
+    method's runs, and the non-method settings (seed, seeds, colour fix…) that differ across the
+    table; the run directory's name only when two runs share every setting."""
+    settings = [r.settings() for r in runs]
+    keys = sorted({k for s in settings for k in s})
+
+    def differing(members: list[int], scope: str | None) -> list[str]:
+        return [k for k in keys if (scope is None or k.startswith(scope)) and not k.startswith("method.name")
+                and len({settings[i].get(k) for i in members}) > 1]
+
+    table_wide = [k for k in differing(list(range(len(runs))), None) if not k.startswith("method.")]
+    out = []
+    for i, run in enumerate(runs):
+        same = [j for j, r in enumerate(runs) if r.method == run.method]
+        shown = differing(same, "method.") + table_wide
+        parts = [f"{k}={settings[i].get(k, '—')}" for k in shown]
+        twins = [j for j in same if all(settings[j].get(k) == settings[i].get(k) for k in shown)]
+        if len(twins) > 1:  # no setting tells them apart (a rerun under another run_name)
+            parts.append(f"({run.path.name})")
+        out.append(" ".join([run.method, *parts]))
+    return out
 
 
 def _lpips_weights(metrics_manifest: dict[str, Any], summary: dict[str, Any]) -> str:

@@ -191,7 +191,7 @@ class BenchLoop:
         self.method, self.suite, self.degrade, self.device = method, suite, degrade, device
         self.seed, self.on_error = settings.seed, settings.on_error
         self.run, self.save_budget, self.profile = run, save_budget, profile
-        self.colorfix = settings.postprocess.colorfix
+        self.colorfix, self.save_hr = settings.postprocess.colorfix, settings.save_hr
         warmup = settings.warmup
         self.warmup_left = (1 if device.type == "cuda" else 0) if warmup == "auto" else int(warmup)
 
@@ -281,6 +281,8 @@ class BenchLoop:
         for i, (sample, name) in enumerate(zip(group, names)):
             if name in self.save_budget and finite[i] and k == 0:  # samples/ keeps draw 0 (the visual page)
                 write_image(self.run.samples_dir / f"{name}.png", sr[i].cpu())
+                if self.save_hr and hr is not None:  # the HR the metrics saw (after mod-crop)
+                    write_image(self.run.samples_dir / f"{name}.hr.png", hr[i].cpu())
             status, error = (STATUS_OK, "") if finite[i] else (STATUS_NONFINITE, "NaN/Inf in the method's output")
             note = json.dumps(notes[i], sort_keys=True, default=str) if notes[i] else ""
             rows.append(self._row(name, status, k, error, sample.meta.get("source", ("", "")), time_ms=ms,
@@ -452,7 +454,8 @@ def _log_run(cfg: Mapping[str, Any], run: RunDir, run_name: str, method: str, da
         return
     logger = build_logger(logger_cfg, run_dir=run.path, run_name=f"{method}-{run_name}", group=dataset,
                           config=config)
-    images = {p.stem: str(p) for p in sorted(run.samples_dir.glob("*.png"))[: int(logger_cfg.get("log_images", 8))]}
+    srs = [p for p in sorted(run.samples_dir.glob("*.png")) if not p.stem.endswith(".hr")]  # save_hr keeps HR too
+    images = {p.stem: str(p) for p in srs[: int(logger_cfg.get("log_images", 8))]}
     logger.log_table("per_image", rows, images=images)
     logger.log_summary({f"{col}/{k}": v for col, stats in summary["metrics"].items() for k, v in stats.items()
                         if k in ("mean", "ci95_low", "ci95_high", "n")} | {"status": summary["status"]})

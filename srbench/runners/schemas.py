@@ -56,6 +56,7 @@ class BenchSettings:
     resume: bool = True
     on_error: str = bounded("raise", choices=("raise", "skip"))
     save_images: Any = 4
+    save_hr: bool = False
     warmup: Any = "auto"
     max_images: int | None = bounded(None, ge=1)
     max_image_pixels: int | None = bounded(None, ge=0)
