@@ -15,16 +15,16 @@ from srbench.commands import report
 from srbench.metrics.stats import paired_bootstrap, summarize
 
 
-def _run(root, method, name, psnr, *, profile="standard", overrides=()):
+def _run(root, method, name, psnr, *, profile="standard", overrides=(), nfe=0, scale=4):
     d = root / "samples" / method / name
     d.mkdir(parents=True)
     images = [f"im{i}" for i in range(len(psnr))]
     lines = ["image,status,psnr,time_ms"] + [f"{im},ok,{float(v)!r},10.0" for im, v in zip(images, psnr)]
     (d / "per_image.csv").write_text("\n".join(lines) + "\n")
     (d / "summary.json").write_text(json.dumps({
-        "method": method, "dataset": "samples", "scale": 4, "profile": profile, "status": "complete",
+        "method": method, "dataset": "samples", "scale": scale, "profile": profile, "status": "complete",
         "n_images": len(psnr), "valid": True, "metric_ids": {"psnr": "psnr@basicsr-y-crop4"},
-        "metrics": {"psnr": summarize([float(v) for v in psnr])}, "timing": {"time_ms": {"mean": 10.0}}, "nfe": 0}))
+        "metrics": {"psnr": summarize([float(v) for v in psnr])}, "timing": {"time_ms": {"mean": 10.0}}, "nfe": nfe}))
     (d / "manifest.json").write_text(json.dumps({"overrides": list(overrides), "config": {"seed": 0},
                                                  "dataset": {"image_list_sha256": "abc"}, "dtype": "float32"}))
     return d
@@ -224,3 +224,27 @@ def test_bench_save_hr_puts_hr_on_the_visual_page(tmp_path, toy):
     y, x = map(int, re.search(r"crop at \(y=(\d+), x=(\d+)\)", visual_page).groups())
     crop = np.asarray(Image.open(next((out).glob("samples-x4-standard-*-crops/coins-0.png"))))
     assert (crop == hr[y:y + crop.shape[0], x:x + crop.shape[1]]).all()
+
+
+def test_quality_vs_nfe_and_psnr_vs_scale_plots(tmp_path):
+    from PIL import Image
+
+    base = np.linspace(26, 30, 12)
+    for steps in (2, 4, 8):  # a sweep over steps: one line through three NFE values
+        _run_with_config(tmp_path, "ecdp", f"s{steps}", {"seed": 0, "method": {"name": "ecdp", "steps": steps}},
+                         values=list(base + np.log2(steps)))
+        json_path = tmp_path / "samples" / "ecdp" / f"s{steps}" / "summary.json"
+        summary = json.loads(json_path.read_text())
+        json_path.write_text(json.dumps({**summary, "nfe": steps}))
+    for scale, drop in ((2, 0.0), (2.5, 1.5), (4, 3.0)):  # float scales read as numbers
+        _run(tmp_path, "bicubic", f"x{scale}", list(base + 6 - drop), scale=scale)
+    out = tmp_path / "report"
+    assert report.main([str(tmp_path), "--out", str(out)]) == 0
+    nfe_png = next(out.glob("samples-x4-standard-*-quality-nfe.png"))
+    page = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
+    assert nfe_png.name in page
+    scale_png = out / "samples-standard-psnr-scale.png"
+    assert scale_png.name in (out / "index.html").read_text()
+    for png in (nfe_png, scale_png):
+        assert Image.open(png).size[0] > 100
+    assert not list(out.glob("samples-x2.5-*-quality-nfe.png"))  # one run at ×2.5: nothing varies there

@@ -85,6 +85,14 @@ def table_rows(runs: list[Run]) -> tuple[list[dict[str, Any]], list[str], str | 
     return rows, metrics, key
 
 
+def _series(rows: list[dict[str, Any]], x: str, y: str) -> dict[str, list[tuple[float, float, float]]]:
+    """(x, y, CI of y) of every run, one series per method (a sweep over steps is one line)."""
+    out: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for r in rows:
+        out[r["run"].method].append((lb.num(r.get(x)), r.get(y, math.nan), r.get(f"{y}_ci95", math.nan)))
+    return dict(out)
+
+
 def _cell(r: dict[str, Any], m: str) -> str:
     v, ci = r.get(m), r.get(f"{m}_ci95")
     if v is None or not math.isfinite(v):
@@ -192,6 +200,7 @@ def write(runs: list[Run], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     index_parts = []
+    by_scale: dict[tuple[Any, Any], dict[str, list[tuple[float, float, float]]]] = defaultdict(dict)
     for key, members in sorted(group(runs).items(), key=lambda kv: _slug(*list(kv[1][0].card().values())[:3])):
         card = members[0].card()
         title = f"{card['dataset']} ×{card['scale']} · {card['profile']}"
@@ -209,6 +218,15 @@ def write(runs: list[Run], out: Path) -> list[Path]:
                                   ylabel=lb.LABELS.get(best, best), title="time vs quality"):
             written.append(tq_png)
             body.append(f'<h2>Time vs quality</h2><img src="{tq_png.name}" alt="quality vs time">')
+        nfe_png = out / f"{slug}-quality-nfe.png"
+        if best and plots.lines(_series(rows, "nfe", best), nfe_png, xlabel="NFE per image",
+                                ylabel=lb.LABELS.get(best, best), title="quality vs NFE (steps)", logx=True):
+            written.append(nfe_png)
+            body.append(f'<h2>Quality vs NFE</h2><img src="{nfe_png.name}" alt="quality vs NFE">')
+        if "psnr" in metrics:
+            for r in rows:
+                by_scale[(card["dataset"], card["profile"])].setdefault(r["run"].method, []).append(
+                    (lb.num(card["scale"]), r["psnr"], r.get("psnr_ci95", math.nan)))
         vis = visual.write([r["run"] for r in rows], [r["label"] for r in rows], out, slug)
         if vis is not None:
             written.append(vis)
@@ -219,6 +237,13 @@ def write(runs: list[Run], out: Path) -> list[Path]:
         written.append(page)
         index_parts.append(f'<h2><a href="{page.name}">{_esc(title)}</a></h2>' + card_html(card)
                            + leaderboard_html(rows, metrics, best))
+    for (dataset, profile), series in sorted(by_scale.items(), key=lambda kv: _slug(*kv[0])):
+        png = out / f"{_slug(dataset, profile)}-psnr-scale.png"
+        if plots.lines(series, png, xlabel="scale factor", ylabel="PSNR (dB)",
+                       title=f"PSNR vs scale · {dataset} · {profile}"):
+            written.append(png)
+            index_parts.append(f'<h2>PSNR vs scale · {_esc(dataset)} · {_esc(profile)}</h2>'
+                               f'<img src="{png.name}" alt="PSNR vs scale">')
     failed = [r for r in runs if r.failed]
     if failed:
         items = "".join(f'<tr class="failed"><td class="l">{_esc(r.label)}</td><td class="l">{_esc(r.summary.get("dataset"))}'

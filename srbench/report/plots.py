@@ -1,5 +1,5 @@
-"""Report plots (matplotlib, Agg backend, PNG): perception–distortion and time vs quality,
-one point per run with its 95 % CI bars."""
+"""Report plots (matplotlib, Agg backend, PNG): perception–distortion and time vs quality (one point
+per run), quality vs NFE and PSNR vs scale (one line per method); every point with its 95 % CI bars."""
 
 from __future__ import annotations
 
@@ -31,6 +31,33 @@ def scatter(rows: list[dict[str, Any]], x: str, y: str, out: Path, *, xlabel: st
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
     for r in pts:
         ax.errorbar(r[x], r[y], xerr=_ci(r, x), yerr=_ci(r, y), fmt="o", capsize=3, label=r["label"])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return True
+
+
+def lines(series: dict[str, list[tuple[float, float, float]]], out: Path, *, xlabel: str, ylabel: str, title: str,
+          logx: bool = False) -> bool:
+    """One line per series through its (x, y, CI half-width) points, sorted by x; False when no series
+    has two distinct x (nothing varies, so there is no curve to draw)."""
+    series = {k: sorted(p for p in v if math.isfinite(p[0]) and math.isfinite(p[1])) for k, v in series.items()}
+    series = {k: v for k, v in series.items() if len({p[0] for p in v}) >= 2}
+    if not series:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
+    for label, pts in sorted(series.items()):
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        err = [p[2] if math.isfinite(p[2]) else 0.0 for p in pts]
+        ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label=label)
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
