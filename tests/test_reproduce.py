@@ -3,6 +3,7 @@ method is SKIPPED with one line, and the comparison passes only within the state
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from srbench.commands import reproduce
@@ -46,3 +47,59 @@ def test_bicubic_set5_x4_passes(tmp_path):
         pytest.skip("../shared/data/Set5 not present")
     t = reproduce.load(reproduce.tables()["bicubic_set5_x4"])
     assert reproduce.run_table("bicubic_set5_x4", t, data, tmp_path) == "PASS"
+
+
+def _folders(tmp_path, n=3):
+    """HR and a noisy 'SR' folder (the authors' outputs), PSNR per image computed here with numpy."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    hr_dir, sr_dir = tmp_path / "data" / "bench" / "test_HR", tmp_path / "sr"
+    hr_dir.mkdir(parents=True)
+    sr_dir.mkdir()
+    psnr = {}
+    for i in range(n):
+        hr = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
+        sr = np.clip(hr.astype(int) + rng.integers(-12, 13, hr.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(hr).save(hr_dir / f"im{i}.png")
+        Image.fromarray(sr).save(sr_dir / f"im{i}.png")
+        mse = np.mean((hr.astype(np.float64) - sr) ** 2)
+        psnr[f"im{i}"] = 10 * np.log10(255.0**2 / mse)
+    return tmp_path / "data", sr_dir, psnr
+
+
+def _table(value, n=3):
+    return {"title": "t", "source": "s", "published": {"psnr": {"value": value, "tolerance": 0.001}},
+            "protocol": {"method": "bicubic", "dataset": "folder", "data": "bench", "hr": ["HR", "test_HR"],
+                         "metrics": "basicsr-rgb", "scale": 4, "n_images": n}}
+
+
+def test_sr_dir_scores_a_folder_and_compares(tmp_path, capsys):
+    data, sr_dir, psnr = _folders(tmp_path)
+    mean = float(np.mean(list(psnr.values())))
+    assert reproduce.score_sr_dir("t", _table(mean), sr_dir, data, tmp_path / "r") == "PASS"
+    assert f"ours {mean:.4f}" in capsys.readouterr().out
+    assert reproduce.score_sr_dir("t", _table(mean + 0.01), sr_dir, data, tmp_path / "r") == "FAIL"
+    assert reproduce.score_sr_dir("t", _table(mean, n=100), sr_dir, data, tmp_path / "r") == "SKIPPED"
+    assert "holds 3 of the table's 100 images" in capsys.readouterr().out
+    assert reproduce.score_sr_dir("t", _table(mean), sr_dir, tmp_path / "nowhere", tmp_path / "r") == "SKIPPED"
+
+
+def test_sr_dir_checks_the_authors_per_image_log(tmp_path, capsys):
+    data, sr_dir, psnr = _folders(tmp_path)
+    mean = float(np.mean(list(psnr.values())))
+    (sr_dir / "metrics").mkdir()
+    log = sr_dir / "metrics" / "test_METRICS_1.log"
+
+    def write_log(offset):
+        lines = [f"24-10-23 17:29:03.278 - INFO: results/{k}.png | PSNR: {v + (offset if k == 'im1' else 0):.6f}; "
+                 f"SSIM: 0.5 | Runtime: 1.06 sec" for k, v in psnr.items()]
+        log.write_text("\n".join(["===== Starting Evaluation =====", *lines, "PSNR: 1; SSIM: 0.5 | FID: 3"]) + "\n")
+
+    write_log(0.0)
+    assert reproduce.parse_per_image_log(log)["im1"]["psnr"] == pytest.approx(psnr["im1"], abs=1e-6)
+    assert reproduce.score_sr_dir("t", _table(mean), sr_dir, data, tmp_path / "r") == "PASS"
+    assert "psnr 3 images" in capsys.readouterr().out
+    write_log(0.01)  # one image of the log disagrees with our score beyond the tolerance
+    assert reproduce.score_sr_dir("t", _table(mean), sr_dir, data, tmp_path / "r") == "FAIL"
+    assert "1 beyond tol" in capsys.readouterr().out
