@@ -54,7 +54,7 @@ def results(tmp_path):
     f.mkdir(parents=True)
     (f / "summary.json").write_text(json.dumps({"method": "d", "dataset": "samples", "status": "failed",
                                                 "error": "boom: out of memory", "error_type": "RuntimeError"}))
-    (f / "manifest.json").write_text(json.dumps({"overrides": ["method=d"]}))
+    (f / "manifest.json").write_text(json.dumps({"overrides": ["method=d", "method.steps=3", "results_dir=/tmp/x"]}))
     return tmp_path
 
 
@@ -65,6 +65,7 @@ def test_report_tables_cards_pvalues_and_failures(results, tmp_path):
     assert len(pages) == 2  # the matlab-profile run never shares a table with the standard ones
     html = (out / "index.html").read_text()
     assert "boom: out of memory" in html and "Failed jobs" in html
+    assert "d [method.steps=3]" in html and "results_dir" not in html  # the job's settings, not its paths
     std = next(p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name).read_text()
     # best first, p-value of c against a matches the paired bootstrap on the same images
     order = [m for m in re.findall(r'<td class="l">(\w)</td>', std)]

@@ -45,7 +45,8 @@ class Run:
     @property
     def label(self) -> str:
         """The method plus the overrides that tell this run apart (a sweep's settings)."""
-        over = [o for o in self.manifest.get("overrides") or [] if not o.startswith(("method=", "dataset="))]
+        over = [o for o in self.manifest.get("overrides") or [] if not o.startswith(("method=", "dataset="))
+                and o.lstrip("+~").partition("=")[0].split(".")[0] not in NOT_SETTINGS]
         return self.method + (f" [{' '.join(over)}]" if over else "") + ("" if over else f" ({self.path.name})")
 
     def settings(self) -> dict[str, str]:
