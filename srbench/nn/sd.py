@@ -573,27 +573,35 @@ def _shift(vae: AutoencoderKL) -> float:
     return float(getattr(vae.config, "shift_factor", None) or 0.0)
 
 
-@torch.no_grad()
 def vae_encode(
     vae: AutoencoderKL,
     x01: torch.Tensor,
     *,
     sample: bool = False,
     generator: torch.Generator | list[torch.Generator] | None = None,
+    grad: bool = False,
 ) -> torch.Tensor:
     """Images B×3×H×W in [0, 1] → scaled latents B×4×H/8×W/8: ``(E(2x − 1) − shift) · scaling_factor``.
 
     ``sample=False`` takes the posterior mean; ``sample=True`` draws from it with ``generator``
     (one generator per image keeps each image's latent independent of the batch).
+    ``grad=False`` (inference) runs under ``torch.no_grad``; ``grad=True`` records the graph, so
+    a loss reaches the encoder's trainable parameters (OSEDiff's VAE-encoder LoRA) and the input.
     """
-    posterior = vae.encode((2 * x01 - 1).to(dtype=vae.dtype)).latent_dist
-    z = posterior.sample(generator=generator) if sample else posterior.mode()
-    return (z - _shift(vae)) * vae.config.scaling_factor
+    with torch.set_grad_enabled(grad):
+        posterior = vae.encode((2 * x01 - 1).to(dtype=vae.dtype)).latent_dist
+        z = posterior.sample(generator=generator) if sample else posterior.mode()
+        return (z - _shift(vae)) * vae.config.scaling_factor
 
 
-@torch.no_grad()
-def vae_decode(vae: AutoencoderKL, z: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
-    """Scaled latents → images in [0, 1]: ``(D(z / scaling_factor + shift) + 1) / 2``, clamped."""
-    x = vae.decode((z / vae.config.scaling_factor + _shift(vae)).to(dtype=vae.dtype)).sample
-    x = (x + 1) / 2
-    return x.clamp(0, 1) if clamp else x
+def vae_decode(vae: AutoencoderKL, z: torch.Tensor, *, clamp: bool = True, grad: bool = False) -> torch.Tensor:
+    """Scaled latents → images in [0, 1]: ``(D(z / scaling_factor + shift) + 1) / 2``, clamped.
+
+    ``grad=True`` records the graph (a pixel loss back through the decoder to ``z``); default
+    ``torch.no_grad``. ``clamp`` has zero gradient outside [0, 1]; training losses usually pass
+    ``clamp=False``.
+    """
+    with torch.set_grad_enabled(grad):
+        x = vae.decode((z / vae.config.scaling_factor + _shift(vae)).to(dtype=vae.dtype)).sample
+        x = (x + 1) / 2
+        return x.clamp(0, 1) if clamp else x

@@ -4,35 +4,78 @@ Each stage runs on overlapping tiles blended with a window (:func:`srbench.nn.ti
 so memory is set by the tile, not the image: a 2048² output runs where one untiled call would not
 fit. Sizes are in the stage's input pixels; the latent tile is the pixel tile / 8.
 
-* :func:`tiled_vae_encode` tiles the encoder's *posterior moments* (mean, log-variance) and draws
-  the posterior sample once over the whole latent with the per-image generators, so the random
-  draw is the same as untiled.
+* :func:`tiled_vae_encode` tiles the encoder up to the end of its down blocks, then runs the
+  latent-resolution rest (mid block with its attention, output norm and conv, ``quant_conv``) on
+  the whole latent-size feature map, and draws the posterior sample once over the whole latent
+  with the per-image generators, so the random draw is the same as untiled.
 * :func:`tiled_latent_apply` tiles any latent → latent function (UNet step, noise predictor).
-* :func:`tiled_vae_decode` tiles the decoder (×8).
+* :func:`tiled_vae_decode` runs ``post_quant_conv``, ``conv_in`` and the mid block (attention
+  included) on the whole latent, then tiles the up blocks and output layers (×8).
 
-Tiled ≠ untiled exactly: the VAE's GroupNorm statistics are per tile and receptive fields are cut
-at tile borders; overlap + blending keeps the difference small on natural images
-(``tests/test_sd_tiling.py`` reports PSNR on a tiny SD).
+Why the latent-resolution parts run whole: the VAE's mid-block self-attention mixes every latent
+position with every other, which no tiling reproduces; at latent resolution it is cheap (a 2048²
+image is a 256² latent; SDPA's memory-efficient kernels keep it linear in the tokens). What grows
+with the image there is one 512-channel map at 1/64 of the pixels (≈ 8 values per image pixel in
+SD-2's VAE) — the same order as the input and output images themselves.
+
+GroupNorm statistics (``norm_stats``): a GroupNorm normalises with whole-image statistics; on a
+tile it would use the tile's (14.9 dB tiled vs untiled on the random tiny SD VAE). With
+:class:`srbench.nn.group_norm_stats.GroupNormStats` every GroupNorm in the tiled part runs with
+statistics of the whole image, frozen while the tiles run:
+
+* ``"estimate"`` — measured in one untiled pass over a copy of the stage input downsampled to the
+  tile size (nearest, per-channel mean/std matched to the full input), as OSEDiff's
+  ``my_utils/vaehook.py`` fast mode does. Cost: +1 tile-sized pass. Approximate: a smaller image
+  has other statistics where it has fine detail.
+* ``"refine"`` (default) — the estimate, then one pass over all full-resolution tiles with the
+  estimate frozen, recording each GroupNorm's input over the region each tile owns (the tiles'
+  owned regions partition the image); those sums are the whole-image statistics up to the
+  estimate's error in *earlier* layers, i.e. second order. Cost: +1 tiled pass (≈ 2× ``"tile"``).
+* ``"exact"`` — layer by layer: pass k runs the tiles only up to GroupNorm k (earlier ones
+  frozen at their exact values) and records it. Exact whole-image statistics (up to the cut
+  receptive fields); cost ≈ (number of GroupNorms / 2) tiled passes — an oracle, not for speed.
+* ``"tile"`` — per-tile statistics (plain tiling; what diffusers' ``enable_tiling`` does).
+
+Each pass keeps only per-(image, group) sums, so peak memory stays that of one tile batch.
+An input that fits in one tile runs untiled (exact). Tiled ≠ untiled exactly even so: receptive
+fields are cut at tile borders; overlap + blending keeps that small (``tests/test_sd_tiling.py``
+reports PSNR on the tiny SD VAE).
 
 :class:`SDTiling` bundles the sizes, read from a config ``tile`` group
-(``{size|max_mem_mb, overlap, blend, batch}``).
+(``{size|max_mem_mb, overlap, blend, batch, norm_stats}``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+import torch.nn.functional as F
 
-from srbench.nn.tiling import BlendSpec, tile_size_for_budget, tiled_apply
+from srbench.nn.group_norm_stats import GroupNormStats, OwnedRows, StopForward
+from srbench.nn.tiling import BlendSpec, TilePosition, plan_tiles, tile_size_for_budget, tiled_apply
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL
 
-__all__ = ["SDTiling", "tiled_latent_apply", "tiled_vae_decode", "tiled_vae_encode"]
+__all__ = [
+    "NORM_STATS",
+    "NormStats",
+    "SDTiling",
+    "tiled_latent_apply",
+    "tiled_vae_decode",
+    "tiled_vae_encode",
+    "tiled_vae_moments",
+    "tiled_with_norm_stats",
+]
+
+NormStats = Literal["exact", "estimate", "tile"]
+#: GroupNorm statistics modes of the tiled VAE (see the module docstring).
+NORM_STATS: tuple[str, ...] = ("exact", "estimate", "tile")
 
 #: Rough fp16 activation cost of the SD VAE decoder per output pixel (MB) — the largest stage
 #: (512 channels at full resolution in the last up block). Used by ``max_mem_mb`` / ``auto``;
@@ -54,6 +97,14 @@ class SDTiling:
     latent_overlap: int = 16
     blend: BlendSpec = "gaussian"
     tile_batch_size: int = 1
+    norm_stats: NormStats = "exact"
+    vae_blend: BlendSpec = "owned"
+
+    def __post_init__(self) -> None:
+        if self.norm_stats not in NORM_STATS:
+            raise ValueError(
+                f"tile norm_stats must be one of {', '.join(NORM_STATS)}, got {self.norm_stats!r}"
+            )
 
     @classmethod
     def from_config(
@@ -64,11 +115,16 @@ class SDTiling:
         mb_per_pixel: float = VAE_DECODE_MB_PER_PIXEL,
         vae_factor: int = 8,
     ) -> SDTiling:
-        """``size`` (pixels) or ``max_mem_mb`` (number or ``auto``), ``overlap`` (fraction or px), ``blend``, ``batch``."""
+        """``size`` (pixels) or ``max_mem_mb`` (number or ``auto``), ``overlap`` (fraction or px), ``blend``,
+        ``batch``, ``norm_stats`` (GroupNorm statistics of the tiled VAE:
+        exact | estimate | tile), ``vae_blend`` (how VAE tiles are put together: owned | a blend)."""
         size = cfg.get("size")
         if size is None:
             size = tile_size_for_budget(
-                cfg.get("max_mem_mb", "auto"), mb_per_pixel=mb_per_pixel, multiple=8 * vae_factor, device=device
+                cfg.get("max_mem_mb", "auto"),
+                mb_per_pixel=mb_per_pixel,
+                multiple=8 * vae_factor,
+                device=device,
             )
         size = int(size)
         ov = cfg.get("overlap", 0.25)
@@ -81,7 +137,206 @@ class SDTiling:
             latent_overlap=overlap // vae_factor,
             blend=cfg.get("blend", "gaussian"),
             tile_batch_size=int(cfg.get("batch", 1)),
+            norm_stats=cfg.get("norm_stats", "exact"),
+            vae_blend=cfg.get("vae_blend", "owned"),
         )
+
+
+# --------------------------------------------------------------------------- GroupNorm-aware tiling
+def _owned_spans(starts: tuple[int, ...], tile: int, length: int, quantum: int) -> dict[int, tuple[int, int]]:
+    """Per tile start: the span [a, b) of the tile (tile coordinates) that it owns along one axis.
+
+    Neighbours split their overlap at its middle, rounded to a multiple of ``quantum`` (the
+    stage's down-sampling factor, so the split is a whole pixel at every layer); the spans
+    partition ``[0, length)`` and each lies ≥ overlap/2 from the tile's inner edges.
+    """
+    cuts = [0]
+    for s0, s1 in itertools.pairwise(starts):
+        mid = (s1 + s0 + tile) / 2
+        cuts.append(min(max(quantum * round(mid / quantum), s1), s0 + tile))
+    cuts.append(length)
+    return {s: (cuts[i] - s, cuts[i + 1] - s) for i, s in enumerate(starts)}
+
+
+def _downsampled_copy(x: torch.Tensor, size: tuple[int, int], quantum: int) -> torch.Tensor:
+    """``x`` shrunk to fit ``size`` (sides multiples of ``quantum``), per-channel mean/std matched to ``x``.
+
+    Nearest-exact keeps values that occur in ``x`` (no blur narrowing the distribution); the
+    mean/std match undoes what shift the subsampling leaves (as OSEDiff's fast mode does).
+    """
+    h, w = x.shape[-2:]
+    s = min(size[0] / h, size[1] / w)
+    out_size = (max(quantum, int(h * s) // quantum * quantum), max(quantum, int(w * s) // quantum * quantum))
+    small = F.interpolate(x, size=out_size, mode="nearest-exact")
+    std_full, mean_full = torch.std_mean(x.float(), dim=(-2, -1), keepdim=True)
+    std_small, mean_small = torch.std_mean(small.float(), dim=(-2, -1), keepdim=True)
+    matched = (small.float() - mean_small) / std_small.clamp_min(1e-6) * std_full + mean_full
+    lo = x.amin(dim=(-2, -1), keepdim=True).float()
+    hi = x.amax(dim=(-2, -1), keepdim=True).float()
+    return torch.minimum(torch.maximum(matched, lo), hi).to(x.dtype)
+
+
+def tiled_with_norm_stats(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    norm_modules: list[torch.nn.Module],
+    *,
+    tile: int,
+    overlap: int,
+    scale: int | Fraction,
+    quantum: int,
+    tiling: SDTiling,
+    norm_stats: NormStats,
+    blend: BlendSpec = "owned",
+) -> torch.Tensor:
+    """:func:`tiled_apply` of ``fn`` with the GroupNorms inside ``norm_modules`` on whole-image statistics.
+
+    ``quantum``: the largest down-sampling inside ``fn`` (tile borders and owned regions are
+    multiples of it). An input that fits in one tile is run untiled. See the module docstring
+    for the ``norm_stats`` modes.
+    """
+    if norm_stats not in NORM_STATS:
+        raise ValueError(f"norm_stats must be one of {', '.join(NORM_STATS)}, got {norm_stats!r}")
+    b, _, h, w = x.shape
+    th, tw = min(tile, h), min(tile, w)
+    if (th, tw) == (h, w):
+        return fn(x)  # one tile is the whole input: the untiled call, exact
+    # an axis the tile covers whole has one tile (no overlap, no padding)
+    ov = (overlap if th < h else 0, overlap if tw < w else 0)
+    grid = plan_tiles(h, w, (th, tw), overlap=ov)
+    span_y = _owned_spans(grid.tops, th, h, quantum)
+    span_x = _owned_spans(grid.lefts, tw, w, quantum)
+    stats = GroupNormStats(norm_modules)
+
+    def run(tiles: torch.Tensor, positions: list[TilePosition]) -> torch.Tensor:
+        stats.rows = OwnedRows(
+            images=tuple(p.image for p in positions),
+            rects=tuple(span_y[p.top] + span_x[p.left] for p in positions),
+            tile_h=th,
+            tile_w=tw,
+        )
+        return fn(tiles)
+
+    def each_tile_batch() -> Iterator[tuple[list[tuple[int, int]], torch.Tensor, list[TilePosition]]]:
+        corners = list(grid)
+        for first in range(0, len(corners), tiling.tile_batch_size):
+            chunk = corners[first : first + tiling.tile_batch_size]
+            tiles = torch.cat([x[:, :, t : t + th, l : l + tw] for t, l in chunk])
+            yield chunk, tiles, [TilePosition(i, t, l) for t, l in chunk for i in range(b)]
+
+    def statistics_pass() -> None:
+        """Every tile once, outputs dropped: only the GroupNorm sums are kept."""
+        for _, tiles, positions in each_tile_batch():
+            try:
+                run(tiles, positions)
+            except StopForward:
+                pass
+        stats.freeze()
+
+    def assemble() -> torch.Tensor:
+        if blend != "owned":
+            return tiled_apply(
+                run,
+                x,
+                tile=(th, tw),
+                overlap=ov,
+                scale=scale,
+                tile_batch_size=tiling.tile_batch_size,
+                blend=blend,
+                with_positions=True,
+            )
+        s = Fraction(scale)
+        px = lambda v: int(v * s)  # tile borders are multiples of the quantum: whole pixels
+        out: torch.Tensor | None = None
+        for chunk, tiles, positions in each_tile_batch():
+            y = run(tiles, positions)
+            if out is None:
+                out = y.new_empty(b, y.shape[1], px(h), px(w))
+            for k, (t, l) in enumerate(chunk):
+                (a, bb), (c, d) = span_y[t], span_x[l]
+                out[:, :, px(t + a) : px(t + bb), px(l + c) : px(l + d)] = y[
+                    k * b : (k + 1) * b, :, px(a) : px(bb), px(c) : px(d)
+                ]
+            del y
+        assert out is not None
+        return out
+
+    if norm_stats == "tile" or not len(stats):
+        stats.norms = []  # nothing to take over: plain per-tile GroupNorm
+    with stats.active():
+        if norm_stats == "estimate" and len(stats):
+            stats.record, stats.rows = True, None
+            fn(_downsampled_copy(x, (th, tw), quantum))
+            stats.freeze()
+        elif norm_stats == "exact" and len(stats):  # GroupNorm k from a pass that stops there
+            stats.rows = None
+            fn(x[:1, :, :th, :tw])  # learn the call order (per-tile statistics; output unused)
+            stats.record = True
+            for norm in list(stats.order):
+                stats.only = stats.stop_after = norm
+                statistics_pass()
+            stats.only = stats.stop_after = None
+        stats.record = False
+        return assemble()
+
+
+def _sd_vae_parts(vae: AutoencoderKL) -> None:
+    for part, names in (
+        (vae.encoder, ("conv_in", "down_blocks", "mid_block", "conv_norm_out", "conv_act", "conv_out")),
+        (vae.decoder, ("conv_in", "mid_block", "up_blocks", "conv_norm_out", "conv_act", "conv_out")),
+    ):
+        missing = [n for n in names if not hasattr(part, n)]
+        if missing:
+            raise TypeError(
+                f"tiled VAE needs diffusers' AutoencoderKL Encoder/Decoder layout; {type(part).__name__} lacks {missing}"
+            )
+
+
+def _vae_factor(vae: AutoencoderKL) -> int:
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+@torch.no_grad()
+def tiled_vae_moments(
+    vae: AutoencoderKL, x01: torch.Tensor, tiling: SDTiling, *, norm_stats: NormStats | None = None
+) -> torch.Tensor:
+    """The encoder's posterior parameters (``latent_dist.parameters``: mean ‖ log-variance, B×2C×H/8×W/8)
+    of images in [0, 1], tiled; for callers that draw the posterior sample themselves (injected noise).
+
+    ``norm_stats`` overrides ``tiling.norm_stats`` (module docstring).
+    """
+    _sd_vae_parts(vae)
+    enc, f = vae.encoder, _vae_factor(vae)
+    # the trailing down blocks without a downsampler already run at latent resolution: whole
+    n_tiled = len(enc.down_blocks)
+    while n_tiled > 0 and getattr(enc.down_blocks[n_tiled - 1], "downsamplers", None) is None:
+        n_tiled -= 1
+    tiled_blocks, whole_blocks = enc.down_blocks[:n_tiled], enc.down_blocks[n_tiled:]
+
+    def down(tiles: torch.Tensor) -> torch.Tensor:  # full → latent resolution: local, tiled
+        tiles = enc.conv_in(tiles)
+        for block in tiled_blocks:
+            tiles = block(tiles)
+        return tiles
+
+    h = tiled_with_norm_stats(
+        down,
+        (2 * x01 - 1).to(dtype=vae.dtype),
+        [tiled_blocks],
+        tile=tiling.pixel_tile,
+        overlap=tiling.pixel_overlap,
+        scale=Fraction(1, f),
+        quantum=f,
+        tiling=tiling,
+        norm_stats=norm_stats or tiling.norm_stats,
+        blend=tiling.vae_blend,
+    )
+    # latent resolution, whole: the last down block, the mid block (attention: every position
+    # with every other) and the output norm see the whole latent-size map, as untiled
+    for block in whole_blocks:
+        h = block(h)
+    h = enc.conv_out(enc.conv_act(enc.conv_norm_out(enc.mid_block(h))))
+    return vae.quant_conv(h) if vae.quant_conv is not None else h
 
 
 @torch.no_grad()
@@ -92,25 +347,16 @@ def tiled_vae_encode(
     *,
     sample: bool = False,
     generator: torch.Generator | list[torch.Generator] | None = None,
+    norm_stats: NormStats | None = None,
 ) -> torch.Tensor:
-    """Tiled :func:`srbench.nn.sd.vae_encode`: images in [0, 1] → scaled latents."""
+    """Tiled :func:`srbench.nn.sd.vae_encode`: images in [0, 1] → scaled latents.
+
+    The posterior is drawn once over the whole latent (same generator use as untiled).
+    ``norm_stats`` overrides ``tiling.norm_stats`` (module docstring).
+    """
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-    f = 2 ** (len(vae.config.block_out_channels) - 1)
-
-    def moments(tiles: torch.Tensor) -> torch.Tensor:
-        return vae.encode(tiles).latent_dist.parameters.float()
-
-    params = tiled_apply(
-        moments,
-        (2 * x01 - 1).to(dtype=vae.dtype),
-        tile=tiling.pixel_tile,
-        overlap=tiling.pixel_overlap,
-        scale=Fraction(1, f),
-        tile_batch_size=tiling.tile_batch_size,
-        blend=tiling.blend,
-    )
-    posterior = DiagonalGaussianDistribution(params.to(vae.dtype))
+    posterior = DiagonalGaussianDistribution(tiled_vae_moments(vae, x01, tiling, norm_stats=norm_stats))
     z = posterior.sample(generator=generator) if sample else posterior.mode()
     return (z - _shift(vae)) * vae.config.scaling_factor
 
@@ -120,27 +366,59 @@ def tiled_latent_apply(
 ) -> torch.Tensor:
     """Latent → latent function (``fn`` maps N×C×h×w to N×C'×h×w) on overlapping latent tiles."""
     return tiled_apply(
-        fn, z, tile=tiling.latent_tile, overlap=tiling.latent_overlap, tile_batch_size=tiling.tile_batch_size,
-        blend=tiling.blend, **kwargs,
+        fn,
+        z,
+        tile=tiling.latent_tile,
+        overlap=tiling.latent_overlap,
+        tile_batch_size=tiling.tile_batch_size,
+        blend=tiling.blend,
+        **kwargs,
     )
 
 
 @torch.no_grad()
-def tiled_vae_decode(vae: AutoencoderKL, z: torch.Tensor, tiling: SDTiling, *, clamp: bool = True) -> torch.Tensor:
-    """Tiled :func:`srbench.nn.sd.vae_decode`: scaled latents → images in [0, 1]."""
-    f = 2 ** (len(vae.config.block_out_channels) - 1)
+def tiled_vae_decode(
+    vae: AutoencoderKL,
+    z: torch.Tensor,
+    tiling: SDTiling,
+    *,
+    clamp: bool = True,
+    norm_stats: NormStats | None = None,
+) -> torch.Tensor:
+    """Tiled :func:`srbench.nn.sd.vae_decode`: scaled latents → images in [0, 1].
 
-    def decode(tiles: torch.Tensor) -> torch.Tensor:
-        return vae.decode(tiles).sample
+    ``norm_stats`` overrides ``tiling.norm_stats`` (module docstring).
+    """
+    _sd_vae_parts(vae)
+    dec, f = vae.decoder, _vae_factor(vae)
+    h = (z / vae.config.scaling_factor + _shift(vae)).to(dtype=vae.dtype)
+    if vae.post_quant_conv is not None:
+        h = vae.post_quant_conv(h)
+    # latent resolution, whole: the mid block (attention: every position with every other) and
+    # the first up block's resnets (before its upsampler) see the whole latent-size map, as untiled
+    h = dec.mid_block(dec.conv_in(h), None)
+    first = dec.up_blocks[0]
+    for resnet in first.resnets:
+        h = resnet(h, None)
 
-    x = tiled_apply(
-        decode,
-        (z / vae.config.scaling_factor + _shift(vae)).to(dtype=vae.dtype),
+    def up(tiles: torch.Tensor) -> torch.Tensor:  # latent → full resolution: local, tiled
+        for upsampler in first.upsamplers or ():
+            tiles = upsampler(tiles)
+        for block in dec.up_blocks[1:]:
+            tiles = block(tiles)
+        return dec.conv_out(dec.conv_act(dec.conv_norm_out(tiles)))
+
+    x = tiled_with_norm_stats(
+        up,
+        h,
+        [dec.up_blocks[1:], dec.conv_norm_out],
         tile=tiling.latent_tile,
         overlap=tiling.latent_overlap,
         scale=f,
-        tile_batch_size=tiling.tile_batch_size,
-        blend=tiling.blend,
+        quantum=1,
+        tiling=tiling,
+        norm_stats=norm_stats or tiling.norm_stats,
+        blend=tiling.vae_blend,
     )
     x = (x + 1) / 2
     return x.clamp(0, 1) if clamp else x
