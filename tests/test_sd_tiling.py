@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from srbench.devices import peak_memory_mb, reset_peak_memory
-from srbench.nn.sd import load_sd_components, vae_decode, vae_encode
 from srbench.nn.group_norm_stats import GroupNormStats, OwnedRows, StopForward
+from srbench.nn.sd import load_sd_components, vae_decode, vae_encode
 from srbench.nn.sd_tiling import (
     SDTiling,
     _owned_spans,
@@ -23,8 +23,7 @@ from srbench.nn.sd_tiling import (
     tiled_vae_encode,
     tiled_vae_moments,
 )
-from srbench.nn.tiling import plan_tiles
-from srbench.nn.tiling import register_blend, registered_blends, tile_size_for_budget
+from srbench.nn.tiling import plan_tiles, register_blend, registered_blends, tile_size_for_budget
 
 
 def _psnr(a, b):
@@ -39,7 +38,11 @@ def _latent_psnr(z, zt):
 def _smooth(h, w):
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
     return torch.stack(
-        [0.5 + 0.3 * torch.sin(2 * math.pi * xx), 0.5 + 0.3 * torch.cos(2 * math.pi * yy), 0.4 + 0.2 * xx * yy]
+        [
+            0.5 + 0.3 * torch.sin(2 * math.pi * xx),
+            0.5 + 0.3 * torch.cos(2 * math.pi * yy),
+            0.4 + 0.2 * xx * yy,
+        ]
     )[None]
 
 

@@ -31,7 +31,7 @@ def test_grad_reaches_encoder_params_as_in_diffusers(vae):
     vae.encoder.requires_grad_(True)  # what a LoRA on the encoder makes trainable
     params = [p for p in vae.encoder.parameters()]
     x = _x()
-    sample_gen = lambda: [torch.Generator().manual_seed(s) for s in (3, 4)]  # noqa: E731
+    sample_gen = lambda: [torch.Generator().manual_seed(s) for s in (3, 4)]
     loss = vae_encode(vae, x, sample=True, generator=sample_gen(), grad=True).square().mean()
     ours = torch.autograd.grad(loss, params)
     ref_z = vae.encode(2 * x - 1).latent_dist.sample(generator=sample_gen()) * vae.config.scaling_factor
