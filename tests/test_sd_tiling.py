@@ -116,13 +116,13 @@ def test_decode_peak_rss_flat_in_image_size(local_vae):
 
 
 def test_decode_peak_rss_flat_with_estimated_group_norm_stats(tiny_vae):
-    peaks = _decode_rss_growth(tiny_vae, "estimate", tile=16, overlap=4, batch=4)  # ≤ 25 tiles
+    peaks = _decode_rss_growth(tiny_vae, "estimate", tile=16, overlap=4)  # ≤ 25 tiles
     assert max(peaks) - min(peaks) < 30
 
 
 @pytest.mark.slow
 def test_decode_peak_rss_flat_with_exact_group_norm_stats(tiny_vae):
-    peaks = _decode_rss_growth(tiny_vae, "exact", tile=16, overlap=4, batch=4)  # 25 tiles × 19 passes at 512²
+    peaks = _decode_rss_growth(tiny_vae, "exact", tile=16, overlap=4)  # 25 tiles × 19 passes at 512²
     assert max(peaks) - min(peaks) < 30
 
 
