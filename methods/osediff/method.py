@@ -118,7 +118,16 @@ class OSEDiff(SRMethod):
         if cfg.get("compile"):
             parts.unet.compile(), parts.vae.encoder.compile(), parts.vae.decoder.compile()
         gen = OSEDiffGenerator(parts.unet, parts.vae, parts.scheduler.alphas_cumprod).to(device)
-        return cls(gen, parts, cfg, device, dtype, facts)
+        method = cls(gen, parts, cfg, device, dtype, facts)
+        method.sd_source, method.sd_seed = source, int(cfg.get("seed", 0))  # the trainer's real/fake UNets
+        return method
+
+    def trainer(self, cfg: Mapping[str, Any]) -> Any:
+        """Generator + VSD regulariser (:mod:`.train`); ``cfg``: the training config (``method.train``)."""
+        from .train import OSEDiffTrainer, TrainOptions
+
+        mcfg = cfg.get("method", cfg) if isinstance(cfg, Mapping) else {}
+        return OSEDiffTrainer(self, TrainOptions(mcfg.get("train")))
 
     # ------------------------------------------------------------------ inference
     def describe(self) -> dict[str, Any]:
