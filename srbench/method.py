@@ -55,6 +55,9 @@ class SRMethod(abc.ABC):
       ``torch.Generator`` seeded with it, so an image's output does not depend on batch size,
       order, resume or sharding.
     * A method that cannot handle a scale or size raises :class:`UnsupportedInput`.
+    * A method with ``wants_names = True`` also gets ``names=`` (the dataset's image names, one
+      per image, in batch order), e.g. to read per-image prompt files; the others never see names,
+      so a method's output cannot depend on a file name unless it says so.
     """
 
     name: ClassVar[str]
@@ -62,6 +65,8 @@ class SRMethod(abc.ABC):
     scales: ClassVar[frozenset[float] | None] = None
     #: Whether ``upscale`` draws random numbers (recorded in the manifest).
     is_stochastic: ClassVar[bool] = False
+    #: Whether ``upscale`` takes ``names=`` (see :func:`call_upscale`).
+    wants_names: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -130,6 +135,13 @@ class SRMethod(abc.ABC):
             raise UnsupportedInput(
                 f"method {cls.name!r} does not support scale x{scale:g} (supported: {supported})"
             )
+
+
+def call_upscale(method: SRMethod, lr: torch.Tensor, scale: float, *, seeds: Sequence[int],
+                 names: Sequence[str]) -> torch.Tensor:
+    """``method.upscale`` as the runners call it: ``names=`` added only for ``wants_names`` methods."""
+    extra = {"names": list(names)} if getattr(method, "wants_names", False) else {}
+    return method.upscale(lr, scale, seeds=seeds, **extra)
 
 
 @dataclass(frozen=True)

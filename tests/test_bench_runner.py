@@ -285,3 +285,31 @@ def test_failed_sweep_job_is_recorded_and_does_not_raise(tmp_path, toy, capsys):
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "toy_weighted_v1.pth" in summary["error"]
     assert (result.run_dir / "manifest.json").exists()  # so `srbench report` lists the failure
+
+
+def test_call_upscale_passes_names_only_to_methods_that_want_them():
+    from srbench.method import SRMethod, call_upscale
+
+    class Plain(SRMethod):
+        name = "plain"
+
+        @classmethod
+        def from_config(cls, cfg, device, dtype):
+            return cls()
+
+        def upscale(self, lr, scale, *, seeds):  # no names parameter: must still be callable
+            return torch.zeros(lr.shape[0], 3, lr.shape[2] * 2, lr.shape[3] * 2)
+
+    class Named(Plain):
+        name = "named"
+        wants_names = True
+
+        def upscale(self, lr, scale, *, seeds, names):
+            self.got = names
+            return super().upscale(lr, scale, seeds=seeds)
+
+    lr = torch.zeros(2, 3, 4, 4)
+    assert call_upscale(Plain(), lr, 2, seeds=[1, 2], names=["a", "b"]).shape == (2, 3, 8, 8)
+    m = Named()
+    call_upscale(m, lr, 2, seeds=[1, 2], names=("a", "b"))
+    assert m.got == ["a", "b"]

@@ -79,11 +79,57 @@ def test_prompt_files_and_describe(weights, tmp_path):
     (tmp_path / "img1.txt").write_text("a cat, fur")
     m = _method(weights, mode=True, prompt_dir=str(tmp_path))
     lr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
-    named = m.upscale_named(lr, ["img1.png", "img2.png"], seeds=[0, 0])
+    named = m.upscale(lr, 4, seeds=[0, 0], names=["img1.png", "img2"])
+    assert m.per_image_notes() == [{"prompt": "file img1.txt"}, {"prompt": "fixed (no img2.txt)"}]
     fixed = m.upscale(lr, 4, seeds=[0, 0])
+    assert m.per_image_notes() == [{"prompt": "fixed"}] * 2
     assert (named[0] - fixed[0]).abs().max() > 0 and torch.equal(named[1], fixed[1])
     d = m.describe()
-    assert "fixed prompt" in d["prompt_source"] and "4×" in d["output_size"] and d["lora"] == "merged"
+    assert "per-image files" in d["prompt_source"] and "4×" in d["output_size"] and d["lora"] == "merged"
+    assert "fixed prompt from config" in _method(weights).describe()["prompt_source"]
+
+
+def test_runner_gives_each_image_its_prompt_file(weights, tmp_path, monkeypatch):
+    """Through ``srbench bench``: two images, two prompt files; the encoder sees each image's own
+    prompt, in batch order, and the rows and manifest record the source."""
+    import csv
+    import json
+
+    import numpy as np
+    from helpers import bench_config
+    from PIL import Image
+
+    import methods.osediff.method as om
+    from srbench.runners.bench import run_bench
+
+    sd, pkl = weights
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for i, name in enumerate(("coins", "camera")):  # equal sizes: one batch of two
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(hr / f"{name}.png")
+    prompts = tmp_path / "txt"
+    prompts.mkdir()
+    (prompts / "coins.txt").write_text("coins, metal, ")
+    (prompts / "camera.txt").write_text("man, camera, tripod")
+    seen: list[list[str]] = []  # prompts given to the text encoder, per call
+    passed: list[list[str]] = []  # names the runner passed, per call
+    real_encode, real_upscale = om.encode_prompt, om.OSEDiff.upscale
+    monkeypatch.setattr(om, "encode_prompt", lambda parts, p: (seen.append(list(p)), real_encode(parts, p))[1])
+    monkeypatch.setattr(om.OSEDiff, "upscale", lambda self, lr, scale, *, seeds, names=None: (
+        passed.append(names_ := list(names or [])), real_upscale(self, lr, scale, seeds=seeds, names=names_))[1])
+    over = ["method=osediff", f"method.sd={sd}", f"method.weights={pkl}", f"method.prompt_dir={prompts}",
+            "method.process_size=64", "method.mode=true", "dataset=folder", f"dataset.hr_dir={hr}",
+            "batch_size=2", "metrics.lpips_nets=[]", "num_workers=0", f"results_dir={tmp_path / 'r'}"]
+    with bench_config(over) as cfg:
+        result = run_bench(cfg)
+    assert result.status == "complete"
+    calls = [dict(zip(n, p, strict=True)) for n, p in zip(passed, seen, strict=True) if len(n) == 2]
+    assert calls and all(c == {"coins": "coins, metal,", "camera": "man, camera, tripod"} for c in calls)
+    with open(result.run_dir / "per_image.csv", newline="") as f:
+        notes = {r["image"]: json.loads(r["notes"]) for r in csv.DictReader(f)}
+    assert notes == {"coins": {"prompt": "file coins.txt"}, "camera": {"prompt": "file camera.txt"}}
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert "per-image files" in json.dumps(manifest)
 
 
 def test_random_weights_build_without_files():
@@ -104,6 +150,13 @@ def test_missing_weights_is_one_line(tmp_path, monkeypatch):
     print(msg)
     assert "\n" not in msg and "stable-diffusion-2-1-base" in msg and "osediff.pkl" in msg
     assert [w.filename for w in OSEDiff.required_weights({})] == ["stable-diffusion-2-1-base", "osediff.pkl"]
+    # the runners resolve each listed file with `weights` as its path: the SD folder (set by `sd`)
+    # must not be looked for at a plain osediff.pkl path (bug found by the runner test below)
+    for cfg in ({"weights": "/x/osediff.pkl"}, {"sd": "/x/sd"}, {"sd": "/x/sd", "weights": "/x/osediff.pkl"}):
+        assert [w.filename for w in OSEDiff.required_weights(cfg)] == ["osediff.pkl"], cfg
+    with pytest.raises(MissingWeightsError) as err:  # from_config still checks the default SD folder
+        OSEDiff.from_config({"weights": str(tmp_path / "osediff.pkl")}, "cpu", torch.float32)
+    assert "\n" not in str(err.value) and "stable-diffusion-2-1-base" in str(err.value)
 
 
 def test_latent_tiling_path_runs_and_blends(weights):

@@ -6,10 +6,10 @@ UNet at t = 999 (latent tiling above 96² latent px = 768² px, :mod:`.tiles`), 
 frozen decoder, colour fix against the pre-processed LR (AdaIN as published), then resized to
 exactly 4× the input (the authors keep the pre-processed size; stated in ``describe``).
 
-Prompts: ``upscale`` sees tensors, not file names, so through the benchmark runner only the fixed
-``prompt`` from the config is used (encoded as given; the authors' DAPE string is ``"tags, <prompt>,"``).
-Per-image prompt files (the authors' ``txt/<name>.txt``, folder ``prompt_dir``) are read by
-:meth:`OSEDiff.upscale_named`, for callers that have the names (parity scripts). DAPE is not implemented.
+Prompts: the fixed ``prompt`` from the config, or, with ``prompt_dir``, one file per image in the
+authors' ``txt/<name>.txt`` layout (their script names it ``basename.split('.')[0]``; the fixed
+prompt where a file is absent). ``wants_names = True``: the runners pass the dataset's image names
+to ``upscale``; each row's ``notes`` and ``describe()`` record which prompt source ran. DAPE is not implemented.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class OSEDiff(SRMethod):
     name = "osediff"
     scales = frozenset({4.0})
     is_stochastic = True
+    wants_names = True  # per-image prompt files (prompt_dir/<name>.txt)
 
     def __init__(self, gen: OSEDiffGenerator, parts: Any, cfg: Mapping[str, Any], device, dtype, facts: dict):
         self.gen, self.parts, self.device, self.dtype = gen, parts, device, dtype
@@ -72,11 +73,23 @@ class OSEDiff(SRMethod):
         self.process_size = int(cfg.get("process_size", 512))  # authors' --process_size (small-input enlargement)
         self.facts = facts
         self._n = 0
+        self._notes: list[dict[str, str]] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def required_weights(cls, cfg: Mapping[str, Any]) -> list[WeightFile]:
-        return [] if is_random(cfg) else [SD_BASE, OSEDIFF_PKL]
+        """osediff.pkl, and the SD-2.1-base folder when it comes from the default locations.
+
+        The runners resolve every listed file with ``weights`` as its explicit path, but the SD
+        folder is configured by ``sd``: it is listed only when neither ``sd`` nor a plain
+        ``weights`` path is set (a mapping ``{filename: path}`` is fine); otherwise ``from_config``
+        checks it (same one-line message)."""
+        if is_random(cfg):
+            return []
+        cfg = cfg or {}
+        w = cfg.get("weights")
+        plain_path = w is not None and not isinstance(w, Mapping) and explicit_path(OSEDIFF_PKL, w) is not None
+        return [OSEDIFF_PKL] if (cfg.get("sd") or plain_path) else [SD_BASE, OSEDIFF_PKL]
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], device, dtype) -> OSEDiff:
@@ -105,15 +118,25 @@ class OSEDiff(SRMethod):
         if cfg.get("compile"):
             parts.unet.compile(), parts.vae.encoder.compile(), parts.vae.decoder.compile()
         gen = OSEDiffGenerator(parts.unet, parts.vae, parts.scheduler.alphas_cumprod).to(device)
-        return cls(gen, parts, cfg, device, dtype, facts)
+        method = cls(gen, parts, cfg, device, dtype, facts)
+        method.sd_source, method.sd_seed = source, int(cfg.get("seed", 0))  # the trainer's real/fake UNets
+        return method
+
+    def trainer(self, cfg: Mapping[str, Any]) -> Any:
+        """Generator + VSD regulariser (:mod:`.train`); ``cfg``: the training config (``method.train``)."""
+        from .train import OSEDiffTrainer, TrainOptions
+
+        mcfg = cfg.get("method", cfg) if isinstance(cfg, Mapping) else {}
+        return OSEDiffTrainer(self, TrainOptions(mcfg.get("train")))
 
     # ------------------------------------------------------------------ inference
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "prompt_source": "fixed prompt from config" + (f" ({self.prompt!r})"),
-            "prompt_note": "per-image txt/<name>.txt prompts only via upscale_named (the runner passes no names); "
-                           "DAPE not implemented",
+            "prompt_source": (f"per-image files {self.prompt_dir}/<name>.txt (the authors' txt/ layout), "
+                              f"fixed prompt {self.prompt!r} where absent") if self.prompt_dir
+                             else f"fixed prompt from config ({self.prompt!r})",
+            "prompt_note": "each row's notes give the prompt source of that image; DAPE not implemented",
             "posterior": "mean (mode)" if self.mode else "sample, per-image generator",
             "color_fix": self.color,
             "dtype": str(self.dtype).removeprefix("torch."),
@@ -127,21 +150,35 @@ class OSEDiff(SRMethod):
     def nfe_per_image(self) -> float:
         return 1.0
 
-    def _prompts_for(self, names: Sequence[str] | None, n: int) -> list[str]:
+    def per_image_notes(self):
+        return self._notes
+
+    def _prompts_for(self, names: Sequence[str] | None, n: int) -> tuple[list[str], list[dict[str, str]]]:
+        """Prompt per image and where it came from (recorded in the row's notes)."""
         if names is None or not self.prompt_dir:
-            return [self.prompt] * n
-        out = []
+            return [self.prompt] * n, [{"prompt": "fixed"}] * n
+        prompts, notes = [], []
         for name in names:
-            f = Path(self.prompt_dir) / f"{Path(name).stem}.txt"
-            out.append(f.read_text().strip() if f.is_file() else self.prompt)
-        return out
+            stem = Path(name).name.split(".")[0]  # as their test_osediff.py names txt/<stem>.txt
+            f = Path(self.prompt_dir) / f"{stem}.txt"
+            if f.is_file():
+                prompts.append(f.read_text(encoding="utf-8").strip())
+                notes.append({"prompt": f"file {f.name}"})
+            else:
+                prompts.append(self.prompt)
+                notes.append({"prompt": f"fixed (no {f.name})"})
+        return prompts, notes
 
     @torch.no_grad()
-    def upscale_named(self, lr: torch.Tensor, names: Sequence[str] | None, *, seeds: Sequence[int]) -> torch.Tensor:
-        """``upscale`` with per-image prompts from ``prompt_dir/<stem>.txt`` (fixed prompt where absent)."""
+    def upscale(
+        self, lr: torch.Tensor, scale: float = 4, *, seeds: Sequence[int], names: Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """×4; ``names`` (passed by the runners, see ``wants_names``) select ``prompt_dir/<name>.txt``."""
+        self.check_scale(scale)
         b, _, h, w = lr.shape
         x = preprocess(lr, process_size=self.process_size).to(self.device)
-        text = encode_prompt(self.parts, self._prompts_for(names, b)).to(self.device)
+        prompts, self._notes = self._prompts_for(names, b)
+        text = encode_prompt(self.parts, prompts).to(self.device)
         gens = None if self.mode else generators(seeds)
         eps_fn = lambda z, t: tiled_eps(self.gen.eps, z, t, tile=self.tile, overlap=self.overlap)
         out, _ = self.gen(x * 2 - 1, text, sample=not self.mode, generator=gens, eps_fn=eps_fn)
@@ -149,7 +186,3 @@ class OSEDiff(SRMethod):
         out = color_fix(out, x, self.color).clamp(0, 1)
         self._n = b
         return to_output_size(out, 4 * h, 4 * w)
-
-    def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
-        self.check_scale(scale)
-        return self.upscale_named(lr, None, seeds=seeds)

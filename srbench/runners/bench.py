@@ -34,7 +34,7 @@ from srbench.data.io import write_image
 from srbench.data.sources import changed, signature
 from srbench.devices import resolve_device, resolve_dtype
 from srbench.errors import NonFiniteOutput, UserError, exit_on_user_error, is_user_error, one_line, report
-from srbench.method import SRMethod, get_method, method_entries
+from srbench.method import SRMethod, call_upscale, get_method, method_entries
 from srbench.paths import CONF_DIR
 from srbench.results import leaderboard as lb
 from srbench.results.lock import RunLock
@@ -230,10 +230,11 @@ class BenchLoop:
         return {"image": name, "seed": seed_for(self.seed, name, k), **draw, "status": status, "error": error,
                 "profile": self.profile, "source_stat": source[0], "source_sha256": source[1], **values}
 
-    def _upscale(self, lr: torch.Tensor, scale: float, seeds: list[int]) -> tuple[torch.Tensor, float, float]:
+    def _upscale(self, lr: torch.Tensor, scale: float, seeds: list[int],
+                 names: list[str]) -> tuple[torch.Tensor, float, float]:
         """SR, ms per image (CUDA-synchronised) and the peak memory of this call."""
         def call() -> torch.Tensor:
-            return self.method.upscale(lr, scale, seeds=seeds)
+            return call_upscale(self.method, lr, scale, seeds=seeds, names=names)
 
         if self.warmup_left > 0:  # lazy init, cuDNN autotuning, torch.compile: not timed
             warm_up(call, self.device, self.warmup_left)
@@ -257,7 +258,7 @@ class BenchLoop:
         scale = group[0].scale
         lr = torch.stack([s.lr for s in group]).to(self.device, non_blocking=True)
         hr = None if group[0].hr is None else torch.stack([s.hr for s in group]).to(self.device, non_blocking=True)
-        sr, ms, peak = self._upscale(lr, scale, [seed_for(self.seed, n, k) for n in names])
+        sr, ms, peak = self._upscale(lr, scale, [seed_for(self.seed, n, k) for n in names], names)
         nfe = nfe_per_image(self.method, len(group))
         notes = self.method.per_image_notes() or [None] * len(group)
 
