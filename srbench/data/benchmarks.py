@@ -58,6 +58,7 @@ from srbench.data.protocols import (
     invsr_image_list,
     random_crop_positions,
 )
+from srbench.data.scales import parse_scale
 from srbench.paths import CONF_DIR
 
 __all__ = [
@@ -83,9 +84,15 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
-def _scale(value: float, allowed: Sequence[int], dataset: str) -> int:
+def _scale(value: float, allowed: Sequence[int], dataset: str, lr_source: str | None = None) -> int | float:
+    """The dataset's scale: one of ``allowed`` (official LR files), or any scale (×3.5 too) when
+    ``lr_source='matlab'`` makes the LR (HR crop rule: :mod:`srbench.data.scales`)."""
+    if lr_source == "matlab":
+        return parse_scale(value, dataset)
     if float(value) != int(value) or int(value) not in allowed:
-        raise DatasetError(f"{dataset}: scale {value} is not offered; choose one of {', '.join(map(str, allowed))}")
+        hint = " (or dataset.lr_source=matlab for any scale)" if lr_source == "official" else ""
+        raise DatasetError(f"{dataset}: scale {value} is not offered; choose one of {', '.join(map(str, allowed))}"
+                           + hint)
     return int(value)
 
 
@@ -128,7 +135,7 @@ class Div2K(PairedDataset):
 
     def __init__(self, root: PathLike, scale: int = 4, lr_source: str = "official", max_images: int | None = None,
                  cache_dir: PathLike | None = "default", name: str = "div2k"):
-        s = _scale(scale, (2, 3, 4, 8), name)
+        s = _scale(scale, (2, 3, 4, 8), name, lr_source)
         if lr_source not in ("official", "matlab"):
             raise DatasetError(f"{name}: lr_source must be 'official' or 'matlab' (got {lr_source!r})")
         root = require_dir(root, "div2k", "DIV2K folder")
@@ -384,7 +391,7 @@ class _BenchmarkSet(PairedDataset):
                  cache_dir: PathLike | None = "default", name: str | None = None):
         e = self.entry
         name = name or e.name
-        s = _scale(scale, (2, 3, 4), name)
+        s = _scale(scale, (2, 3, 4), name, lr_source)
         if lr_source not in ("official", "matlab"):
             raise DatasetError(f"{name}: lr_source must be 'official' or 'matlab' (got {lr_source!r})")
         root = require_dir(root, e.name, f"{e.title} folder")
