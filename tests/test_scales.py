@@ -148,7 +148,7 @@ def test_integer_only_method_refuses_3_5(tmp_path: Path) -> None:
     """A ×4/×8-only method fails with one clear line before any image is upscaled."""
     from srbench.errors import UserError
 
-    with bench_config(["method=ecdp_tiny", f"results_dir={tmp_path}", "dataset.scale=3.5", "dataset.images=[coins]",
-                       "metrics.lpips_nets=[]", "num_workers=0"]) as cfg:
-        with pytest.raises(UserError, match=r"does not support scale x3\.5 \(supported: \[4\.0, 8\.0\]\)"):
-            run_bench(cfg)
+    with (bench_config(["method=ecdp_tiny", f"results_dir={tmp_path}", "dataset.scale=3.5", "dataset.images=[coins]",
+                        "metrics.lpips_nets=[]", "num_workers=0"]) as cfg,
+          pytest.raises(UserError, match=r"does not support scale x3\.5 \(supported: \[4\.0, 8\.0\]\)")):
+        run_bench(cfg)

@@ -347,9 +347,14 @@ class CelebAHQIDM(PairedDataset):
     name = "celebahq_idm"
 
     def __init__(self, root: PathLike, lr_size: int = 16, hr_size: int = 128, num_images: int | None = 100,
-                 max_images: int | None = None, name: str = "celebahq_idm", expected_count: int | None = None):
-        if hr_size % lr_size:
-            raise DatasetError(f"{name}: hr_size {hr_size} is not a multiple of lr_size {lr_size}")
+                 max_images: int | None = None, name: str = "celebahq_idm", expected_count: int | None = None,
+                 scale: float | None = None):
+        # LR and HR are made independently from the source, so any hr/lr ratio works (16→56 is ×3.5);
+        # ``scale`` (e.g. srbench-train's val.scale) is only checked against it.
+        s = parse_scale(hr_size / lr_size, name)
+        if scale is not None and abs(float(scale) - s) > 1e-9:
+            raise DatasetError(f"{name}: scale {scale} does not match hr_size/lr_size = {hr_size}/{lr_size} = {s:g}; "
+                               "set dataset.hr_size (and lr_size) instead")
         root = require_dir(root, "celebahq", "CelebA-HQ folder")
         images = require_dir(root / catalog.CELEBAHQ.group("images").subdir, "celebahq", "images folder")
         files = list_images(images)
@@ -363,7 +368,7 @@ class CelebAHQIDM(PairedDataset):
         items = [PairItem(p.name.split(".")[0].zfill(5), p) for p in files]
         self.pair_rule = PilFacePair(lr_size, hr_size)
         super().__init__(name=name, items=items,
-                         scale=hr_size // lr_size, protocol_id=f"celebahq-idm-{lr_size}to{hr_size}", cache_dir=None,
+                         scale=s, protocol_id=f"celebahq-idm-{lr_size}to{hr_size}", cache_dir=None,
                          extra_describe={"pair_rule": self.pair_rule.describe(), "num_images": num_images})
 
     def load(self, index: int) -> SRSample:
