@@ -152,3 +152,18 @@ def test_integer_only_method_refuses_3_5(tmp_path: Path) -> None:
                         "metrics.lpips_nets=[]", "num_workers=0"]) as cfg,
           pytest.raises(UserError, match=r"does not support scale x3\.5 \(supported: \[4\.0, 8\.0\]\)")):
         run_bench(cfg)
+
+
+def test_report_draws_psnr_vs_scale(tmp_path: Path) -> None:
+    """A sweep over ×3.5 and ×4 gives one PSNR-vs-scale plot with the float scale on its axis."""
+    from srbench.report import pages, runs
+
+    for s in (3.5, 4):
+        with bench_config(["method=bicubic", f"results_dir={tmp_path / 'res'}", f"dataset.scale={s}",
+                           "dataset.images=[coins]", "metrics.lpips_nets=[]", "num_workers=0"]) as cfg:
+            run_bench(cfg)
+    found = runs.find([tmp_path / "res"])
+    assert sorted(r.summary["scale"] for r in found) == [3.5, 4]
+    written = pages.write(found, tmp_path / "report")
+    assert "PSNR vs scale" in (tmp_path / "report" / "index.html").read_text()
+    assert any(p.name.endswith("psnr-scale.png") and p.stat().st_size > 0 for p in written)
