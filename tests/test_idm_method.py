@@ -15,11 +15,9 @@ def test_scale_code_fixed_rule():
 
 
 @pytest.mark.parametrize("scale,lr_hw", [(2, (6, 6)), (3.5, (6, 6)), (4, (6, 6)), (8, (4, 4)), (3.5, (4, 6))])
-def test_upscale_shapes(scale, lr_hw, monkeypatch):
-    m = IDM.from_config(TINY, torch.device("cpu"), torch.float32)
-    monkeypatch.setattr("methods.idm.method.ddim_sample",
-                        lambda fn, s, shape, gens, device: __import__("methods.idm.diffusion", fromlist=["x"])
-                        .ddim_sample(fn, s, shape, gens, device=device, stride=500))
+def test_upscale_shapes(scale, lr_hw):
+    m = IDM.from_config({**TINY, "ddim_stride": 500}, torch.device("cpu"), torch.float32)
+    assert m.nfe_per_image() == 3
     out = m.upscale(torch.rand(1, 3, *lr_hw), scale, seeds=[0])
     assert out.shape == (1, 3, round(lr_hw[0] * scale), round(lr_hw[1] * scale))
     assert 0 <= out.min() and out.max() <= 1

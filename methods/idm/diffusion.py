@@ -3,12 +3,11 @@ DDPM sampler (x̂0 clamp) and their DDIM path (η = 0, stride 10) — batched, o
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from srbench.nn.noise import randn_per_image
-
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, gamma[B]) -> eps
 
@@ -25,7 +24,7 @@ class Schedule:
         self.alphas_cumprod = ac
         # γ grid with γ_0 = 1 (the authors' sqrt_alphas_cumprod_prev, length n+1)
         self.gamma_grid = torch.sqrt(torch.cat([torch.ones(1, dtype=torch.float64), ac]))
-        f = lambda t: t.float()  # noqa: E731
+        f = lambda t: t.float()
         self.sqrt_recip_ac = f(torch.sqrt(1 / ac))
         self.sqrt_recipm1_ac = f(torch.sqrt(1 / ac - 1))
         var = b * (1 - ac_prev) / (1 - ac)

@@ -6,13 +6,13 @@ map (identity for every used key; unused modules are listed there and dropped by
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.idm.ops import EqualLinear, FusedLeakyReLU, StyleConv, fused_leaky_relu
+from methods.idm.ops import EqualLinear, FusedLeakyReLU, StyleConv
 
 
 @dataclass

@@ -58,6 +58,7 @@ from srbench.data.protocols import (
     invsr_image_list,
     random_crop_positions,
 )
+from srbench.data.scales import parse_scale
 from srbench.paths import CONF_DIR
 
 __all__ = [
@@ -83,9 +84,15 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
-def _scale(value: float, allowed: Sequence[int], dataset: str) -> int:
+def _scale(value: float, allowed: Sequence[int], dataset: str, lr_source: str | None = None) -> int | float:
+    """The dataset's scale: one of ``allowed`` (official LR files), or any scale (×3.5 too) when
+    ``lr_source='matlab'`` makes the LR (HR crop rule: :mod:`srbench.data.scales`)."""
+    if lr_source == "matlab":
+        return parse_scale(value, dataset)
     if float(value) != int(value) or int(value) not in allowed:
-        raise DatasetError(f"{dataset}: scale {value} is not offered; choose one of {', '.join(map(str, allowed))}")
+        hint = " (or dataset.lr_source=matlab for any scale)" if lr_source == "official" else ""
+        raise DatasetError(f"{dataset}: scale {value} is not offered; choose one of {', '.join(map(str, allowed))}"
+                           + hint)
     return int(value)
 
 
@@ -128,7 +135,7 @@ class Div2K(PairedDataset):
 
     def __init__(self, root: PathLike, scale: int = 4, lr_source: str = "official", max_images: int | None = None,
                  cache_dir: PathLike | None = "default", name: str = "div2k"):
-        s = _scale(scale, (2, 3, 4, 8), name)
+        s = _scale(scale, (2, 3, 4, 8), name, lr_source)
         if lr_source not in ("official", "matlab"):
             raise DatasetError(f"{name}: lr_source must be 'official' or 'matlab' (got {lr_source!r})")
         root = require_dir(root, "div2k", "DIV2K folder")
@@ -340,9 +347,14 @@ class CelebAHQIDM(PairedDataset):
     name = "celebahq_idm"
 
     def __init__(self, root: PathLike, lr_size: int = 16, hr_size: int = 128, num_images: int | None = 100,
-                 max_images: int | None = None, name: str = "celebahq_idm", expected_count: int | None = None):
-        if hr_size % lr_size:
-            raise DatasetError(f"{name}: hr_size {hr_size} is not a multiple of lr_size {lr_size}")
+                 max_images: int | None = None, name: str = "celebahq_idm", expected_count: int | None = None,
+                 scale: float | None = None):
+        # LR and HR are made independently from the source, so any hr/lr ratio works (16→56 is ×3.5);
+        # ``scale`` (e.g. srbench-train's val.scale) is only checked against it.
+        s = parse_scale(hr_size / lr_size, name)
+        if scale is not None and abs(float(scale) - s) > 1e-9:
+            raise DatasetError(f"{name}: scale {scale} does not match hr_size/lr_size = {hr_size}/{lr_size} = {s:g}; "
+                               "set dataset.hr_size (and lr_size) instead")
         root = require_dir(root, "celebahq", "CelebA-HQ folder")
         images = require_dir(root / catalog.CELEBAHQ.group("images").subdir, "celebahq", "images folder")
         files = list_images(images)
@@ -356,7 +368,7 @@ class CelebAHQIDM(PairedDataset):
         items = [PairItem(p.name.split(".")[0].zfill(5), p) for p in files]
         self.pair_rule = PilFacePair(lr_size, hr_size)
         super().__init__(name=name, items=items,
-                         scale=hr_size // lr_size, protocol_id=f"celebahq-idm-{lr_size}to{hr_size}", cache_dir=None,
+                         scale=s, protocol_id=f"celebahq-idm-{lr_size}to{hr_size}", cache_dir=None,
                          extra_describe={"pair_rule": self.pair_rule.describe(), "num_images": num_images})
 
     def load(self, index: int) -> SRSample:
@@ -384,7 +396,7 @@ class _BenchmarkSet(PairedDataset):
                  cache_dir: PathLike | None = "default", name: str | None = None):
         e = self.entry
         name = name or e.name
-        s = _scale(scale, (2, 3, 4), name)
+        s = _scale(scale, (2, 3, 4), name, lr_source)
         if lr_source not in ("official", "matlab"):
             raise DatasetError(f"{name}: lr_source must be 'official' or 'matlab' (got {lr_source!r})")
         root = require_dir(root, e.name, f"{e.title} folder")

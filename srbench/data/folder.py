@@ -1,6 +1,8 @@
 """``folder``: any folder of images.
 
-* ``hr_dir`` only — HR images; LR made by MATLAB-exact bicubic (the default degradation).
+* ``hr_dir`` only — HR images; LR made by MATLAB-exact bicubic (the default degradation), at
+  any scale: a non-integer one (``dataset.scale=3.5``) crops the HR to a multiple of its
+  numerator (:mod:`srbench.data.scales`).
 * ``hr_dir`` + ``lr_dir`` — given pairs, matched by file stem (``<stem>`` or ``<stem>x<scale>``,
   the Set5/DIV2K naming). The size rule, 16-bit and grey/colour handling are those of
   :class:`srbench.data.paired.PairedDataset`.
@@ -18,6 +20,7 @@ import torch
 from srbench.data.base import DatasetError, SRSample
 from srbench.data.io import list_images, quantize, read_image
 from srbench.data.paired import MatlabBicubicLR, PairedDataset, PairItem, files_by_stem
+from srbench.data.scales import is_integer_scale, parse_scale
 
 
 def _check_dir(path: str | os.PathLike | None, key: str) -> Path | None:
@@ -55,10 +58,11 @@ class FolderDataset(PairedDataset):
 
     def __init__(self, hr_dir: str | None = None, lr_dir: str | None = None, scale: float = 4,
                  degradation: str | None = None, max_images: int | None = None, name: str | None = None):
-        if float(scale) != int(scale):
-            raise DatasetError(f"folder: scale must be an integer (got {scale})")
-        s = int(scale)
+        s = parse_scale(scale, "folder")
         self.hr_dir, self.lr_dir = _check_dir(hr_dir, "hr_dir"), _check_dir(lr_dir, "lr_dir")
+        if self.hr_dir is not None and self.lr_dir is not None and not is_integer_scale(s):
+            raise DatasetError(f"folder: HR–LR pairs (hr_dir + lr_dir) need an integer scale (got ×{s:g}); a "
+                               "non-integer scale needs HR only (LR made by MATLAB bicubic)")
         if self.hr_dir is None and self.lr_dir is None:
             raise DatasetError("folder: set dataset.hr_dir=/path/to/hr (and/or dataset.lr_dir=/path/to/lr)")
         # Which operator made the LR: known when we make it ourselves, or when the user says so.
@@ -99,7 +103,7 @@ class FolderDataset(PairedDataset):
         return MatlabBicubicLR(self.scale).operator(hr) if self.degradation == "bicubic" else None
 
     def describe(self) -> dict[str, Any]:
-        info = {**super().describe(), "hr_crop": "modcrop (top-left) to scale × LR"}
+        info = {**super().describe(), "hr_crop": "modcrop (top-left) to scale × LR (a multiple of the scale's numerator)"}
         if self.hr_dir is None:
             info.update(lr_generation="given (LR-only)", hr_crop=None, hr_rule=None)
             info.pop("hr_sizes", None)

@@ -9,8 +9,10 @@ file) plus three rules:
   be exactly ``scale × LR``; an HR larger by less than ``scale`` pixels on each axis is
   mod-cropped to ``scale × LR`` from the top-left (the LR was made from the mod-cropped HR)
   and this is logged in the sample's meta; anything else is a one-line error naming both files;
-* where the LR is generated: HR mod-cropped (top-left) to a multiple of the scale, then the
-  LR made by an :class:`LRGenerator` through the :class:`~srbench.data.cache.LRCache`.
+* where the LR is generated: HR mod-cropped (top-left) to a multiple of the scale — of its
+  numerator p for a non-integer scale p/q (×3.5: a multiple of 7), so HR = scale × LR exactly
+  (:mod:`srbench.data.scales`) — then the LR made by an :class:`LRGenerator` through the
+  :class:`~srbench.data.cache.LRCache`. Given LR files need an integer scale.
 
 Bad input, handled once here for every dataset:
 
@@ -41,9 +43,10 @@ import torch
 
 from srbench.data.base import DatasetError, SRDataset, SRSample
 from srbench.data.cache import LRCache
-from srbench.data.io import image_size, modcrop, quantize, read_image
+from srbench.data.io import image_size, quantize, read_image
 from srbench.data.protocols import HRRule
 from srbench.data.resize import imresize
+from srbench.data.scales import hr_multiple, is_integer_scale, lr_size, modcrop_to_scale, parse_scale
 
 __all__ = [
     "DegradationLR",
@@ -136,9 +139,13 @@ class LRGenerator(Protocol):
 
 @dataclass(frozen=True)
 class MatlabBicubicLR:
-    """MATLAB ``imresize(uint8 HR, 1/s, 'bicubic')`` — the operator of the official LR files."""
+    """MATLAB ``imresize(uint8 HR, 1/s, 'bicubic')`` — the operator of the official LR files.
 
-    scale: int
+    A non-integer ``s = p/q`` needs an HR whose sides are multiples of p; the output is then
+    ``HR·q/p``, the length MATLAB's ``ceil(n/s)`` gives, computed exactly (no float ``ceil``).
+    """
+
+    scale: float
     id: str = "matlab-bicubic-uint8"
 
     def key(self) -> dict[str, Any]:
@@ -149,7 +156,9 @@ class MatlabBicubicLR:
 
     def operator(self, hr: torch.Tensor) -> torch.Tensor:
         """B×C×H×W (or C×H×W) in [0, 1] → the LR the dataset would make (for LR-PSNR)."""
-        return imresize(hr, 1.0 / self.scale, quantize=True)
+        if is_integer_scale(self.scale):
+            return imresize(hr, 1.0 / self.scale, quantize=True)
+        return imresize(hr, size=lr_size(tuple(hr.shape[-2:]), self.scale), quantize=True)
 
 
 @dataclass
@@ -203,7 +212,7 @@ class PairedDataset(SRDataset):
 
     Args:
         items: the images, in benchmark order.
-        scale: integer SR factor.
+        scale: SR factor; non-integer (e.g. 3.5) only with generated LR.
         protocol_id: e.g. ``div2k-x4-official-lr`` (goes into results rows via ``describe``).
         hr_rule: HR preparation (``None``: the file as it is).
         lr_generator: makes the LR when items have no ``lr_path``.
@@ -211,17 +220,18 @@ class PairedDataset(SRDataset):
         dataset_id: cache folder / seed namespace (default: ``name``).
     """
 
-    def __init__(self, *, name: str, items: Sequence[PairItem], scale: int, protocol_id: str,
+    def __init__(self, *, name: str, items: Sequence[PairItem], scale: float, protocol_id: str,
                  hr_rule: HRRule | None = None, lr_generator: LRGenerator | None = None,
                  cache_dir: str | os.PathLike | None = "default", dataset_id: str | None = None,
                  extra_describe: Mapping[str, Any] | None = None):
-        if float(scale) != int(scale) or int(scale) < 1:
-            raise DatasetError(f"{name}: scale must be a positive integer (got {scale})")
         self.name = name
-        self.scale = int(scale)
+        self.scale = parse_scale(scale, name)  # int, or float for a non-integer scale
         self.items = list(items)
         if not self.items:
             raise DatasetError(f"{name}: no images")
+        if not is_integer_scale(self.scale) and any(it.lr_path is not None for it in self.items):
+            raise DatasetError(f"{name}: given LR files need an integer scale (got ×{self.scale:g}); "
+                               "a non-integer scale needs generated LR (MATLAB bicubic)")
         self.names = [it.name for it in self.items]
         if len(set(self.names)) != len(self.names):
             raise DatasetError(f"{name}: image names are not unique")
@@ -283,11 +293,14 @@ class PairedDataset(SRDataset):
             meta["lr_generation"] = "given"
         else:
             h, w = hr.shape[-2:]
-            if min(h, w) < self.scale:
-                raise DatasetError(f"{self.name}: {item.hr_path} is {w}×{h} pixels, smaller than the scale ×{self.scale}: "
-                                   "its LR would be empty (remove the image or use a smaller scale)")
-            meta["hr_modcropped"] = bool(h % self.scale or w % self.scale)
-            hr = modcrop(hr, self.scale)
+            m = hr_multiple(self.scale)
+            if min(h, w) < m:
+                need = "" if m == self.scale else f" needs (HR sides are cropped to multiples of {m})"
+                raise DatasetError(f"{self.name}: {item.hr_path} is {w}×{h} pixels, smaller than the scale "
+                                   f"×{self.scale:g}{need}: its LR would be empty (remove the image or use a "
+                                   "smaller scale)")
+            meta["hr_modcropped"] = bool(h % m or w % m)
+            hr = modcrop_to_scale(hr, self.scale)
             lr, lr_meta = self._generate_lr(item.name, hr)
             meta.update(lr_meta)
         meta["hr_size"] = tuple(hr.shape[-2:])
@@ -366,8 +379,8 @@ class PairedDataset(SRDataset):
             "lr_generation": "+".join(sorted(lr_ids)),
             "lr_generator": self.lr_generator.key() if self.lr_generator is not None else None,
             "hr_rule": self.hr_rule.describe() if self.hr_rule is not None else "as stored",
-            "hr_fit": f"mod-crop top-left to a multiple of {self.scale} (generated LR) or to {self.scale}×LR "
-                      f"when larger by < {self.scale} px (given LR)",
+            "hr_fit": f"mod-crop top-left to a multiple of {hr_multiple(self.scale)} (generated LR) or to "
+                      f"{self.scale}×LR when larger by < {self.scale} px (given LR)",
             "sixteen_bit": "quantized to 8 bits",
             "pillow": importlib.metadata.version("pillow"),
         })
@@ -375,7 +388,7 @@ class PairedDataset(SRDataset):
             info["lr_cache"] = {"dir": str(self.cache.dir), "key_hash": self.cache.hash, **self._cache_summary()}
         sizes = self.source_sizes()
         if sizes is not None:
-            s = self.scale
+            s = hr_multiple(self.scale)
             # The HR is the (mod-cropped) file itself only without an HR rule or a subclass's own preparation.
             as_stored = (self.hr_rule is None and type(self).prepare_hr is PairedDataset.prepare_hr
                          and type(self).load is PairedDataset.load)

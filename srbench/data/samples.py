@@ -1,7 +1,8 @@
 """``samples``: the embedded default set — real photographs that ship with scikit-image.
 
-No download: the HR images come from ``skimage.data``. HR is mod-cropped to a multiple of
-the scale (top-left origin) and the LR is made with MATLAB-exact bicubic on 8-bit values
+No download: the HR images come from ``skimage.data``. HR is mod-cropped (top-left origin) to a
+multiple of the scale — of its numerator p for a non-integer scale p/q, so HR = scale × LR
+exactly (:mod:`srbench.data.scales`) — and the LR is made with MATLAB-exact bicubic on 8-bit values
 (:func:`srbench.data.resize.imresize` with ``quantize=True``), the same operator that made
 the official Set5/Set14/DIV2K LR files. ``samples_manifest.json`` pins the SHA-256 of every
 HR array, so a scikit-image release that changes an image is detected instead of silently
@@ -21,8 +22,8 @@ import numpy as np
 import torch
 
 from srbench.data.base import DatasetError, SRDataset, SRSample
-from srbench.data.io import modcrop
 from srbench.data.paired import MatlabBicubicLR
+from srbench.data.scales import hr_multiple, modcrop_to_scale, parse_scale
 
 MANIFEST_PATH = Path(__file__).with_name("samples_manifest.json")
 
@@ -68,9 +69,7 @@ class SamplesDataset(SRDataset):
 
     def __init__(self, scale: float = 4, images: Sequence[str] | None = None, max_images: int | None = None,
                  verify: bool = True):
-        if float(scale) != int(scale) or scale < 2:
-            raise DatasetError(f"samples: scale must be an integer ≥ 2 (got {scale})")
-        self.scale = int(scale)
+        self.scale = parse_scale(scale, "samples", minimum=1.5)  # int for ×2, ×4; float for ×3.5
         names = list(images) if images else list(SOURCES)
         unknown = [n for n in names if n not in SOURCES]
         if unknown:
@@ -93,7 +92,7 @@ class SamplesDataset(SRDataset):
         hr = torch.from_numpy(arr).float().div_(255)
         hr = hr.unsqueeze(0).expand(3, -1, -1).contiguous() if was_gray else hr.permute(2, 0, 1).contiguous()
         full = tuple(hr.shape[-2:])
-        hr = modcrop(hr, self.scale)
+        hr = modcrop_to_scale(hr, self.scale)
         lr = MatlabBicubicLR(self.scale).operator(hr)
         return SRSample(name, lr, hr, float(self.scale),
                         meta={"was_gray": was_gray, "hr_size_original": full, "hr_size": tuple(hr.shape[-2:])})
@@ -104,4 +103,4 @@ class SamplesDataset(SRDataset):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "protocol": f"samples-x{self.scale}-matlab-bicubic",
                 "lr_generation": "matlab-bicubic-uint8", "source": "skimage.data",
-                "hr_crop": "modcrop (top-left)"}
+                "hr_crop": f"modcrop (top-left) to a multiple of {hr_multiple(self.scale)}"}
