@@ -32,6 +32,7 @@ from torch import Tensor
 from srbench.metrics.color import quantize_8bit, rgb_to_y
 from srbench.metrics.colour_shift import colour_shift
 from srbench.metrics.colour_shift import metric_id as colour_shift_id
+from srbench.metrics.fid import FIDCollector, FIDSettings, InceptionFeatures
 from srbench.metrics.iqa import PyiqaMetric
 from srbench.metrics.lpips import LPIPS, LPIPS_VERSION
 from srbench.metrics.lr_psnr import lr_psnr
@@ -79,6 +80,8 @@ class MetricSuite:
     iqa: dict[str, PyiqaMetric] = field(default_factory=dict)  # metrics.extra: column → pyiqa metric
     iqa_names: dict[str, str] = field(default_factory=dict)  # column → pyiqa name, including missing ones
     colour: bool = False  # the colour_shift column (srbench.metrics.colour_shift; needs LR and scale)
+    fid: FIDSettings = field(default_factory=FIDSettings)  # dataset-level FID / patch-FID (run summary)
+    inception: InceptionFeatures | None = None  # their feature extractor (None: off or weights missing)
 
     def __post_init__(self) -> None:
         self._last_scale: float | None = None
@@ -127,7 +130,20 @@ class MetricSuite:
             "missing": dict(self.missing),
             "lpips_random_backbone": {c: m.random_backbone for c, m in self.lpips.items()},
             "stochastic": [c for c, m in self.iqa.items() if m.stochastic],
+            "dataset_metrics": self.dataset_metric_ids,
         }
+
+    @property
+    def dataset_metric_ids(self) -> dict[str, str]:
+        """Dataset-level metrics (FID, patch-FID): column → id; their values go in the run summary."""
+        base = self.inception.metric_id if self.inception is not None else "pyiqa-clean-inception2048"
+        return {**({"fid": f"fid@{base}"} if self.fid.fid else {}),
+                **({"patch_fid": f"patch_fid@{base}-tile{self.fid.patch_size}-seed{self.fid.seed}"}
+                   if self.fid.patch_size else {})}
+
+    def fid_collector(self, directory: Any) -> FIDCollector | None:
+        """A run's FID feature store under ``directory`` (None when FID is off or cannot be computed)."""
+        return FIDCollector(self.inception, self.fid, directory) if self.inception is not None else None
 
     def __call__(
         self,
@@ -193,6 +209,10 @@ def build_metrics(
     extra_random_init: bool = False,
     seed: int = 0,
     colour: bool = False,
+    fid: bool = False,
+    patch_fid: int | None = None,
+    fid_seed: int = 0,
+    fid_random_init: bool = False,
 ) -> MetricSuite:
     """Build the metrics of ``profile``; never fails because LPIPS weights are missing.
 
@@ -211,6 +231,10 @@ def build_metrics(
         extra_random_init: random-initialised pyiqa networks (tests and perf only; ids say so).
         seed: seed of random init and of stochastic pyiqa metrics.
         colour: add the ``colour_shift`` column (ΔE00 of low-passed SR vs bicubic-up LR).
+        fid, patch_fid: dataset-level FID of SR vs HR and patch-FID over ``patch_fid``² tiles
+            (:mod:`srbench.metrics.fid`; pyiqa's clean-fid Inception; the grid seeded by
+            ``fid_seed``); missing Inception weights → ``suite.missing``.
+        fid_random_init: random Inception (tests and perf only; ids say so).
     """
     prof = get_profile(profile)
     modules: dict[str, LPIPS] = {}
@@ -238,7 +262,18 @@ def build_metrics(
         except ImportError as err:
             missing[col] = (f"{name}: pyiqa is not installed; pip install 'srbench[iqa]'" if err.name == "pyiqa"
                             else f"{name}: pyiqa needs the module {err.name!r}, not installed; pip install it")
-    return MetricSuite(prof, modules, missing, scale, nets, iqa, iqa_names, colour)
+    settings = FIDSettings(fid=bool(fid), patch_size=int(patch_fid) if patch_fid else None, seed=int(fid_seed))
+    inception = None
+    if settings.enabled:
+        try:
+            inception = InceptionFeatures(device or "cpu", random_init=fid_random_init)
+        except MissingWeightsError as err:
+            for col in (["fid"] if settings.fid else []) + (["patch_fid"] if settings.patch_size else []):
+                missing[col] = str(err)
+        except ImportError as err:
+            for col in (["fid"] if settings.fid else []) + (["patch_fid"] if settings.patch_size else []):
+                missing[col] = f"{col}: needs {err.name!r} (pip install 'srbench[iqa]')"
+    return MetricSuite(prof, modules, missing, scale, nets, iqa, iqa_names, colour, settings, inception)
 
 
 def iqa_column(name: str) -> str:

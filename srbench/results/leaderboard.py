@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: metrics in their usual table order; any other metric follows, alphabetically
-METRIC_ORDER = ("psnr", "ssim", "lpips", "lpips_vgg", "lr_psnr")
-LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "lpips_vgg": "LPIPS-VGG", "lr_psnr": "LR-PSNR"}
-_DIGITS = {"psnr": 3, "ssim": 4, "lpips": 4, "lpips_vgg": 4, "lr_psnr": 2}
+METRIC_ORDER = ("psnr", "ssim", "lpips", "lpips_vgg", "lr_psnr", "fid", "patch_fid")
+LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "lpips_vgg": "LPIPS-VGG", "lr_psnr": "LR-PSNR",
+          "fid": "FID", "patch_fid": "pFID"}
+_DIGITS = {"psnr": 3, "ssim": 4, "lpips": 4, "lpips_vgg": 4, "lr_psnr": 2, "fid": 2, "patch_fid": 2}
 
 
 def num(v: Any) -> float:
@@ -28,7 +29,8 @@ def num(v: Any) -> float:
 
 def metric_columns(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every metric a summary has or reports missing (a missing one reads "—", not absent)."""
-    present = {m for s in summaries for m in [*(s.get("metrics") or {}), *(s.get("missing_metrics") or {})]}
+    present = {m for s in summaries for m in [*(s.get("metrics") or {}), *(s.get("missing_metrics") or {}),
+                                              *(s.get("dataset_metrics") or {})]}
     return [m for m in METRIC_ORDER if m in present] + sorted(present - set(METRIC_ORDER))
 
 
@@ -39,6 +41,12 @@ def record(summary: Mapping[str, Any], metrics: Sequence[str]) -> dict[str, Any]
                            "skipped": summary.get("n_skipped", 0), "nonfinite": summary.get("n_nonfinite", 0),
                            "valid": summary.get("valid")}
     for m in metrics:
+        dataset_level = (summary.get("dataset_metrics") or {}).get(m)
+        if dataset_level is not None:  # FID, patch-FID: one value, its N, marked when N is short
+            rec[m] = num(dataset_level.get("value"))
+            rec[f"{m}_ci95"], rec[f"{m}_n_inf"] = math.nan, 0
+            rec[f"{m}_n"], rec[f"{m}_low_n"] = dataset_level.get("n"), bool(dataset_level.get("low_n"))
+            continue
         stats = (summary.get("metrics") or {}).get(m)
         rec[m] = num(stats.get("mean")) if stats else math.nan
         rec[f"{m}_ci95"] = (num(stats.get("ci95_high")) - num(stats.get("ci95_low"))) / 2 if stats else math.nan
@@ -66,6 +74,8 @@ def metric_cell(row: Mapping[str, Any], m: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
     text = f"{v:.{_DIGITS.get(m, 4)}f}"
+    if f"{m}_low_n" in row:  # dataset-level (FID): always its N; "low N" below the guard
+        return text + f" (N={row.get(f'{m}_n')}" + (", low N)" if row[f"{m}_low_n"] else ")")
     n, n_inf, n_run = row.get(f"{m}_n"), row.get(f"{m}_n_inf") or 0, row.get("n")
     if n is not None and (n_inf or (n_run is not None and n != n_run)):
         text += f" (n={n}" + (f", {n_inf} inf" if n_inf else "") + ")"

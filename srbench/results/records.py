@@ -210,6 +210,8 @@ class RunRecord:
         self.run, self.metric_columns, self.header = run, list(metric_columns), dict(header)
         self.names, self.started, self.seeds = list(names), started, seeds
         self.table = PerImageCSV(run.per_image_path, columns)
+        #: dataset-level metrics (FID, patch-FID): column → value, N, guard verdict; set before the last summary
+        self.dataset_metrics: dict[str, dict[str, Any]] = {}
         stored = self.table.rows()
         self.rows: dict[tuple[str, int], dict[str, Any]] = {row_key(r): dict(r) for r in one_per_image(stored)
                                                              if r["status"] == STATUS_OK}
@@ -242,8 +244,14 @@ class RunRecord:
             self.rows[key] = {c: format_cell(v) if isinstance(v, float) else v for c, v in r.items()}
 
     def summary(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
-        return build_summary(list(self.rows.values()), self.metric_columns, names=self.names, status=status,
-                             header=self.header, started=self.started, error=error, seeds=self.seeds)
+        summary = build_summary(list(self.rows.values()), self.metric_columns, names=self.names, status=status,
+                                header=self.header, started=self.started, error=error, seeds=self.seeds)
+        if self.dataset_metrics:  # not per-image: one value per run, each with its N and guard note
+            summary["dataset_metrics"] = self.dataset_metrics
+            notes = [m["note"] for m in self.dataset_metrics.values() if m.get("note")]
+            if notes:
+                summary["notes"] = [*summary.get("notes", []), *notes]
+        return summary
 
     def write_summary(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
         summary = self.summary(status, error)

@@ -192,6 +192,8 @@ class BenchLoop:
         self.seed, self.on_error = settings.seed, settings.on_error
         self.run, self.save_budget, self.profile = run, save_budget, profile
         self.colorfix, self.save_hr = settings.postprocess.colorfix, settings.save_hr
+        fid_collector = getattr(suite, "fid_collector", None)  # dataset-level FID features, stored in the run dir
+        self.fid = fid_collector(run.path / "fid_features") if fid_collector else None
         warmup = settings.warmup
         self.warmup_left = (1 if device.type == "cuda" else 0) if warmup == "auto" else int(warmup)
 
@@ -278,6 +280,9 @@ class BenchLoop:
         except UserError as exc:  # name the image(s): the metrics do not know files
             where = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
             raise type(exc)(f"{where} (×{scale:g}): {one_line(exc)}") from None
+        if self.fid is not None and hr is not None and k == 0:  # FID / patch-FID: draw 0 (seeds=K: one SR set)
+            ok = [i for i, f in enumerate(finite) if f]
+            self.fid.add([names[i] for i in ok], sr[ok], hr[ok])
         rows = []
         for i, (sample, name) in enumerate(zip(group, names)):
             if name in self.save_budget and finite[i] and k == 0:  # samples/ keeps draw 0 (the visual page)
@@ -300,7 +305,9 @@ def build_suite(cfg: Mapping[str, Any], device: torch.device, scale: float) -> A
     return build_metrics(m["profile"], lpips_nets=tuple(m.get("lpips_nets", ("alex",))),
                          lpips_weights=m.get("lpips_weights"), device=device, scale=scale,
                          extra=tuple(m.get("extra") or ()),  # pyiqa metrics (srbench.metrics.iqa)
-                         colour=bool(m.get("colour_shift", False)))
+                         colour=bool(m.get("colour_shift", False)),
+                         fid=bool(m.get("fid", False)), patch_fid=m.get("patch_fid"),  # srbench.metrics.fid
+                         fid_seed=int(m.get("patch_fid_seed", 0)))
 
 
 def report_missing_metrics(suite: Any) -> None:
@@ -432,6 +439,12 @@ class BenchRun:
         record.remember(dist.merge_shards(self.dir, record.table, self.names))
         manifest["dataset"] = self.dataset.describe()  # now with the complete LR-cache hash
         self.dir.write_manifest(manifest)
+        if loop.fid is not None:  # dataset-level: over every scored image, resumed and sharded ones included
+            scored = {image for image, k in record.rows if k == 0}
+            record.dataset_metrics = loop.fid.result([n for n in self.names if n in scored])
+            for note in (m.get("note") for m in record.dataset_metrics.values()):
+                if note:
+                    print(f"[srbench] {note}", file=sys.stderr)
         summary = record.write_summary()
         _log_run(self.cfg, self.dir, self.run_name, self.method.label, self.dataset.name, record.ordered_rows(),
                  summary, manifest["config"])
