@@ -21,14 +21,27 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from srbench.weights import MissingWeightsError, WeightFile, resolve, sha256_file
 
-#: pyiqa metrics whose forward draws random numbers (random crops): seeded per call.
-STOCHASTIC = frozenset({"maniqa", "maniqa-pipal", "maniqa-kadid", "maniqa-koniq"})
+#: pyiqa metrics whose eval forward draws random numbers: seeded per call. Empty for pyiqa 0.1.16:
+#: MANIQA's original test script averages random 224² crops, but pyiqa's MANIQA in eval mode takes 20
+#: *uniform* crops (``pyiqa.archs.maniqa_arch.MANIQA.forward``: ``random_crop`` only when training),
+#: so it is deterministic; tests/test_metrics_iqa_backbones.py checks it. Listed names still get seeded.
+STOCHASTIC: frozenset[str] = frozenset()
+
+#: CLIP architectures (``pyiqa.archs.clip_model.CLIP`` arguments, from OpenAI's released state dicts) for a random
+#: CLIP backbone: embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+#: context_length, vocab_size, transformer_width, transformer_heads, transformer_layers.
+CLIP_ARCHS = {
+    "RN50": (1024, 224, (3, 4, 6, 3), 64, None, 77, 49408, 512, 8, 12),
+    "ViT-B/32": (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12),
+    "ViT-B/16": (512, 224, 12, 768, 16, 77, 49408, 512, 8, 12),
+}
 
 
 def pyiqa_version() -> str:
@@ -47,6 +60,20 @@ def weight_file(url: str, file_name: str | None = None) -> WeightFile:
     name = file_name or os.path.basename(url.split("?")[0])
     return WeightFile(method="pyiqa", filename=name, url=url, description="pyiqa metric weights",
                       obtain="pyiqa downloads it on first use")
+
+
+def import_arch(name: str) -> None:
+    """Import the arch module of pyiqa metric ``name`` now. pyiqa 0.1.16 imports arch modules lazily,
+    inside ``create_metric``; imported there, their ``from … import load_file_from_url`` / ``load``
+    would bind whatever is patched at that moment and keep it after the patch is undone."""
+    try:
+        from pyiqa.archs import ARCH_REGISTRY, _lazy_import_arch
+        from pyiqa.default_model_configs import DEFAULT_CONFIGS
+    except ImportError:  # another pyiqa layout: imports stay as pyiqa does them
+        return
+    arch = DEFAULT_CONFIGS.get(name, {}).get("metric_opts", {}).get("type")
+    if arch and arch not in ARCH_REGISTRY:
+        _lazy_import_arch(arch)
 
 
 def _arch_modules() -> list:
@@ -77,6 +104,50 @@ def offline_downloads(found: dict[str, str]) -> Iterator[None]:
             m.load_file_from_url = fn
 
 
+@contextlib.contextmanager
+def random_backbones() -> Iterator[None]:
+    """Build pyiqa's ImageNet/CLIP backbones with random weights, offline (tests, perf).
+
+    pyiqa builds these even with ``pretrained=False``, each through its own library, so each is
+    turned off where that library decides: torchvision's ``WeightsEnum.verify`` answers ``None``
+    (DISTS' ``vgg16(weights='IMAGENET1K_V1')`` → an untrained VGG16 of the same shape), ``timm.create_model``
+    gets ``pretrained=False`` (MANIQA's ViT-B/8), and pyiqa's CLIP ``load`` builds
+    ``pyiqa.archs.clip_model.CLIP`` from :data:`CLIP_ARCHS` as ``build_model`` would (fp16-converted, then float on
+    CPU). The draws come from torch's global RNG: seed it first for identical weights."""
+    import timm
+    import torchvision.models._api as tv_api
+
+    patched: list[tuple[Any, str, Any]] = []
+
+    def patch(obj: Any, attr: str, value: Any) -> None:
+        # a class keeps its raw attribute (a classmethod, not the method bound to this class)
+        patched.append((obj, attr, obj.__dict__[attr] if isinstance(obj, type) else getattr(obj, attr)))
+        setattr(obj, attr, value)
+
+    real_create = timm.create_model
+    patch(tv_api.WeightsEnum, "verify", classmethod(lambda cls, obj: None))
+    patch(timm, "create_model", lambda name, *a, pretrained=False, **k: real_create(name, *a, pretrained=False, **k))
+
+    def random_clip(name: str, device: Any = "cpu", *args: Any, **kwargs: Any) -> torch.nn.Module:
+        from pyiqa.archs.clip_model import CLIP, convert_weights  # pyiqa's own CLIP (its forward differs)
+
+        if name not in CLIP_ARCHS:
+            raise ValueError(f"no random CLIP architecture for {name!r} (known: {', '.join(CLIP_ARCHS)})")
+        model = CLIP(*CLIP_ARCHS[name])
+        convert_weights(model)  # what pyiqa's load → build_model does to the released weights
+        model = model.eval().to(device)
+        return model.float() if str(device) == "cpu" else model
+
+    for mod in [m for k, m in list(sys.modules.items()) if m is not None and k.startswith("pyiqa.archs.")]:
+        if getattr(mod, "load", None) is not None and getattr(mod.load, "__module__", "") == "pyiqa.archs.clip_model":
+            patch(mod, "load", random_clip)
+    try:
+        yield
+    finally:
+        for obj, attr, value in reversed(patched):
+            setattr(obj, attr, value)
+
+
 def _find_local(wf: WeightFile, cache: Path) -> Path:
     """$SRBENCH_WEIGHTS/pyiqa/<file> first, then pyiqa's cache; else one line."""
     for cand in (wf.default_dest(), cache / wf.filename):
@@ -104,7 +175,8 @@ class PyiqaMetric:
     Args:
         name: any pyiqa metric name (``pyiqa.list_models()``).
         device: where the network lives (inputs are moved there).
-        random_init: build the network with ``pretrained=False`` under ``seed`` (tests, perf).
+        random_init: build the network with ``pretrained=False`` under ``seed``, its ImageNet/CLIP
+            backbone random too (:func:`random_backbones`; tests, perf): no file, no network.
         seed: seed for random init and for stochastic forwards.
     """
 
@@ -119,7 +191,9 @@ class PyiqaMetric:
         self.weights: dict[str, str] = {}
         kwargs = {"pretrained": False} if random_init else {}
         try:
-            with offline_downloads(self.weights), torch.random.fork_rng(devices=[]):
+            import_arch(name)  # before the patches below, so they reach its module
+            with offline_downloads(self.weights), torch.random.fork_rng(devices=[]), \
+                    (random_backbones() if random_init else contextlib.nullcontext()):
                 torch.manual_seed(seed)
                 try:
                     self.model = pyiqa.create_metric(name, device=self.device, **kwargs)
