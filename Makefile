@@ -14,7 +14,7 @@ DATASET_ARGS ?=
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bench sweep train report perf perf-spandrel test test-gpu clean venv
+.PHONY: bench sweep train report perf perf-spandrel perf-iqa test test-gpu clean venv
 
 venv: $(STAMP)
 
@@ -48,6 +48,10 @@ perf: $(STAMP)
 ## perf-spandrel: the spandrel adapter's cost over calling spandrel directly (goal ≤ 5 %), CPU
 perf-spandrel: $(STAMP)
 	$(BIN)/python benchmarks/spandrel_overhead.py --csv results/perf/spandrel_overhead.csv $(ARGS)
+
+## perf-iqa: the pyiqa bridge's overhead over pyiqa's own call (random weights, CPU, 512² batch; target ≤ 5 %)
+perf-iqa: $(STAMP)
+	$(BIN)/python benchmarks/iqa_bridge_overhead.py $(ARGS)
 
 ## test: the CPU test suite (GPU tests are marked and skipped; run them with `make test-gpu`)
 test: $(STAMP)
