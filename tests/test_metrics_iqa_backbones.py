@@ -103,3 +103,18 @@ def test_lazily_imported_arch_keeps_pyiqas_download_function(tmp_path, monkeypat
     with pytest.raises(MissingWeightsError):
         PyiqaMetric("brisque")  # its weight file is absent here
     assert sys.modules["pyiqa.archs.brisque_arch"].load_file_from_url is real
+
+
+@pytest.mark.parametrize("name, file", [("dists", "vgg16-397923af.pth"), ("clipiqa", "RN50.pt")])
+def test_missing_backbone_file_is_one_line_naming_it(name, file, tmp_path, monkeypatch):
+    """DISTS' VGG16 (torchvision) and CLIPIQA's RN50 (pyiqa's CLIP loader) are not pyiqa weight files; a
+    missing one is still one line naming the file, where it looked and the URL (no network attempt)."""
+    pytest.importorskip("clip")
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
+    # TORCH_HOME, not a patched torch.hub.get_dir: pyiqa's clip_model did `from torch.hub import get_dir`
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert torch.hub.get_dir().startswith(str(tmp_path))
+    with pytest.raises(MissingWeightsError) as err:
+        PyiqaMetric(name)
+    msg = str(err.value)
+    assert "\n" not in msg and file in msg and torch.hub.get_dir() in msg and "https://" in msg

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import random
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,8 @@ class InceptionFeatures:
         try:
             with offline_downloads(self.weights), torch.random.fork_rng(devices=[]), \
                     (_no_pretrained_load() if random_init else contextlib.nullcontext()), \
-                    contextlib.redirect_stdout(None):
+                    contextlib.redirect_stdout(None), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # torchvision's "pretrained is deprecated" (pyiqa's call)
                 torch.manual_seed(seed)
                 model = InceptionV3(output_blocks=[InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]])
         except MissingWeightsError as err:

@@ -94,14 +94,49 @@ def offline_downloads(found: dict[str, str]) -> Iterator[None]:
         return str(path)
 
     mods = _arch_modules()
-    saved = [(m, m.load_file_from_url) for m in mods]
+    saved = [(m, "load_file_from_url", m.load_file_from_url) for m in mods]
     for m in mods:
         m.load_file_from_url = local
+    saved += _offline_backbone_files()
     try:
         yield
     finally:
-        for m, fn in saved:
-            m.load_file_from_url = fn
+        for m, attr, fn in reversed(saved):
+            setattr(m, attr, fn)
+
+
+def _offline_backbone_files() -> list[tuple[Any, str, Any]]:
+    """Backbone files pyiqa fetches through other libraries, answered from their caches or one line naming
+    the file: torchvision's ``load_state_dict_from_url`` (DISTS' VGG16 → ``torch.hub.get_dir()/checkpoints``)
+    and pyiqa's CLIP ``_download`` (CLIPIQA's RN50 → ``torch.hub.get_dir()/clip``). Returns what to restore."""
+    import torchvision.models._api as tv_api
+
+    real_tv = tv_api.load_state_dict_from_url
+
+    def tv_local(url: str, model_dir: str | None = None, *args: Any, file_name: str | None = None, **kw: Any) -> Any:
+        name = file_name or os.path.basename(url.split("?")[0])
+        path = Path(model_dir or Path(torch.hub.get_dir()) / "checkpoints") / name
+        if not path.is_file():
+            raise MissingWeightsError(f"pyiqa's torchvision backbone needs {name}; looked in: {path}. "
+                                      f"To get it: download {url} and copy it there")
+        return real_tv(url, model_dir, *args, file_name=file_name, **kw)
+
+    out: list[tuple[Any, str, Any]] = [(tv_api, "load_state_dict_from_url", real_tv)]
+    tv_api.load_state_dict_from_url = tv_local
+    clip_model = sys.modules.get("pyiqa.archs.clip_model")
+    if clip_model is not None:
+        real_clip = clip_model._download
+
+        def clip_local(url: str, root: str) -> str:
+            path = Path(root) / os.path.basename(url)
+            if not path.is_file():
+                raise MissingWeightsError(f"pyiqa's CLIP backbone needs {path.name}; looked in: {path}. "
+                                          f"To get it: download {url} and copy it there")
+            return real_clip(url, root)
+
+        out.append((clip_model, "_download", real_clip))
+        clip_model._download = clip_local
+    return out
 
 
 @contextlib.contextmanager
