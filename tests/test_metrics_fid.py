@@ -201,26 +201,28 @@ def test_collector_resumes_and_grid_is_the_same_in_two_runs(tmp_path):
 
 
 def test_bench_summary_has_fid_with_n_guard_and_same_grid(inception_file, tmp_path, monkeypatch, capsys,
-                                                           fast_frechet):
+                                                           fast_frechet, toy):
     """samples (2 images here, for time): FID and patch-FID in summary.json, not in per_image.csv; the
-    low-N marker in the table and the sentence in the summary; the same crop grid in two runs."""
+    low-N marker in the table and the sentence in the summary; the same crop grid in two runs (of two
+    methods); with seeds=2 the FID is over draw 0 (N = images, not images × draws)."""
     from helpers import bench_config
 
     from srbench.results.leaderboard import console, frame
     from srbench.runners.bench import run_bench
 
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(inception_file))
-    base = ["method=bicubic", "dataset.images=[coins,chelsea]", "metrics.lpips_nets=[]", "num_workers=0",
+    base = ["dataset.images=[coins,chelsea]", "metrics.lpips_nets=[]", "num_workers=0",
             "metrics.fid=true", "metrics.patch_fid=128"]
     results = []
-    for run in ("a", "b"):
-        with bench_config(base + [f"results_dir={tmp_path / run}"]) as cfg:
+    for run, method in (("a", ["method=bicubic"]), ("b", ["method=toy_nearest", "+method.noise=0.1", "seeds=2"])):
+        with bench_config(base + method + [f"results_dir={tmp_path / run}"]) as cfg:
             results.append(run_bench(cfg))
     s1, s2 = (json.loads((r.run_dir / "summary.json").read_text()) for r in results)
     fid, pfid = s1["dataset_metrics"]["fid"], s1["dataset_metrics"]["patch_fid"]
     assert fid["n"] == 2 and fid["low_n"] and fid["value"] is not None and fid["id"].startswith("fid@pyiqa-")
     assert pfid["n"] == 2 * 3 + 2 * 3 and pfid["n_images"] == 2  # coins 300×384, chelsea 300×448: 2×3 tiles each
     assert pfid["crop_grid"] == s2["dataset_metrics"]["patch_fid"]["crop_grid"]
+    assert s2["dataset_metrics"]["fid"]["n"] == 2 and s2["dataset_metrics"]["patch_fid"]["n"] == 12  # draw 0
     assert any("N=2" in n for n in s1["notes"])
     assert "fid" not in (results[0].run_dir / "per_image.csv").read_text().splitlines()[0].split(",")
     table = console(frame([s1]))
