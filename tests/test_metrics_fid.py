@@ -76,8 +76,8 @@ def test_guard_marks_low_n_and_rank_deficient_and_refuses_below_two():
     assert "N=8" in small["note"] and "(< 1000)" in small["note"] and "rank ≤ N−1" in small["note"]
     enough = guarded_fid(rng.normal(size=(1200, 16)), rng.normal(size=(1200, 16)), what="fid", metric_id="x")
     assert not enough["low_n"] and not enough["rank_deficient"] and "note" not in enough
-    # N over 1,000 but under the feature dimension: not low, still rank-deficient → a note
-    mid = guarded_fid(rng.normal(size=(1100, 1500)), rng.normal(size=(1100, 1500)), what="fid", metric_id="x")
+    # N over the threshold but not over the feature dimension: not low, still rank-deficient → a note
+    mid = guarded_fid(rng.normal(size=(12, 20)), rng.normal(size=(12, 20)), what="fid", metric_id="x", min_n=10)
     assert not mid["low_n"] and mid["rank_deficient"] and "rank ≤ N−1" in mid["note"]
     one = guarded_fid(rng.normal(size=(1, 16)), rng.normal(size=(1, 16)), what="fid", metric_id="x")
     assert one["value"] is None and "at least 2" in one["note"]
@@ -123,7 +123,8 @@ def _png_dir(path, images):
     return path
 
 
-def test_features_and_fid_equal_pyiqa_folder_fid(inception_file, tmp_path, monkeypatch):
+def _feature_parity(inception_file, tmp_path, monkeypatch):
+    """Our features of 3 SR / 3 HR images vs pyiqa's get_folder_features on their PNGs, same random file."""
     import pyiqa
     from pyiqa.archs.fid_arch import get_folder_features
 
@@ -141,6 +142,17 @@ def test_features_and_fid_equal_pyiqa_folder_fid(inception_file, tmp_path, monke
     their_feats = get_folder_features(str(d_sr), theirs.net.model, num_workers=0, device=torch.device("cpu"),
                                       mode="clean", verbose=False)
     np.testing.assert_allclose(f_sr, their_feats, rtol=1e-5, atol=1e-6)
+    return (f_sr, f_hr), theirs, (d_sr, d_hr)
+
+
+def test_features_equal_pyiqa_folder_features(inception_file, tmp_path, monkeypatch):
+    (f_sr, f_hr), _, _ = _feature_parity(inception_file, tmp_path, monkeypatch)
+    assert not np.allclose(f_sr, f_hr)  # different images, different features: the comparison can fail
+
+
+@pytest.mark.slow  # two scipy sqrtm of 2048² matrices: 183 s on a loaded 2-core machine
+def test_fid_value_equals_pyiqa_folder_vs_folder(inception_file, tmp_path, monkeypatch):
+    (f_sr, f_hr), theirs, (d_sr, d_hr) = _feature_parity(inception_file, tmp_path, monkeypatch)
     their_fid = float(theirs(str(d_sr), str(d_hr), num_workers=0, verbose=False))
     assert fid_from_features(f_sr, f_hr) == pytest.approx(their_fid, rel=1e-4)
     assert their_fid > 0

@@ -118,3 +118,15 @@ def test_missing_backbone_file_is_one_line_naming_it(name, file, tmp_path, monke
         PyiqaMetric(name)
     msg = str(err.value)
     assert "\n" not in msg and file in msg and torch.hub.get_dir() in msg and "https://" in msg
+
+
+def test_random_init_of_a_weightless_metric_still_scores():
+    """pyiqa's psnr takes **kwargs at build and passes them on when called: random_init used to hand it
+    ``pretrained=False`` and the first call raised TypeError."""
+    import pyiqa
+
+    sr, hr = _images((2, 3, 32, 32), 0), _images((2, 3, 32, 32), 1)
+    got = PyiqaMetric("psnr", random_init=True)(sr, hr)
+    with torch.inference_mode():
+        want = pyiqa.create_metric("psnr", device="cpu")(sr, hr).flatten().double()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)

@@ -76,6 +76,21 @@ def import_arch(name: str) -> None:
         _lazy_import_arch(arch)
 
 
+def _takes_pretrained(name: str) -> bool:
+    """Whether the arch of ``name`` has a ``pretrained`` argument. pyiqa's PSNR/SSIM swallow unknown keywords
+    at build and pass them to the function at call time, so ``pretrained=False`` must not reach them."""
+    import inspect
+
+    try:
+        from pyiqa.archs import ARCH_REGISTRY
+        from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+        arch = ARCH_REGISTRY.get(DEFAULT_CONFIGS[name]["metric_opts"]["type"])
+    except (ImportError, KeyError):
+        return True  # unknown layout: pass it, and the TypeError fallback below decides
+    return "pretrained" in inspect.signature(arch.__init__).parameters
+
+
 def _arch_modules() -> list:
     return [m for k, m in list(sys.modules.items())
             if m is not None and (k.startswith("pyiqa.") or k == "pyiqa") and hasattr(m, "load_file_from_url")]
@@ -224,9 +239,9 @@ class PyiqaMetric:
         self.name, self.seed, self.random_init = name, seed, random_init
         self.device = torch.device(device)
         self.weights: dict[str, str] = {}
-        kwargs = {"pretrained": False} if random_init else {}
         try:
             import_arch(name)  # before the patches below, so they reach its module
+            kwargs = {"pretrained": False} if random_init and _takes_pretrained(name) else {}
             with offline_downloads(self.weights), torch.random.fork_rng(devices=[]), \
                     (random_backbones() if random_init else contextlib.nullcontext()):
                 torch.manual_seed(seed)
