@@ -222,6 +222,12 @@ def tiled_with_norm_stats(
     # an axis the tile covers whole has one tile (no overlap, no padding)
     ov = (overlap if th < h else 0, overlap if tw < w else 0)
     grid = plan_tiles(h, w, (th, tw), overlap=ov)
+    off_grid = [v for v in (th, tw, *grid.tops, *grid.lefts) if v % quantum]
+    if off_grid:
+        raise ValueError(
+            f"tile size/overlap put tile borders at {off_grid[:4]}, not multiples of the VAE factor {quantum}; "
+            f"choose tile and overlap divisible by {quantum}"
+        )
     span_y = _owned_spans(grid.tops, th, h, quantum)
     span_x = _owned_spans(grid.lefts, tw, w, quantum)
     stats = GroupNormStats(norm_modules)
