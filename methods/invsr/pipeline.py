@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from .predictor import NoisePredictor
 from .sampler import InvSRSampler
 
-__all__ = ["InvSRPipeline"]
+__all__ = ["InvSRPipeline", "posterior_draw"]
 
 
-def _posterior_draw(moments: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+def posterior_draw(moments: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
     """``μ + exp(½·clamp(logvar, −30, 20))·n`` from 2C-channel moments (diffusers' DiagonalGaussian)."""
     mean, logvar = moments.chunk(2, dim=1)
     if noise is None:
@@ -70,15 +70,15 @@ class InvSRPipeline:
             w * self.sf // vae_sf,
         )
 
+    def predictor_moments(self, y: torch.Tensor) -> torch.Tensor:
+        """(μ, logvar) of ε̂ at t₁. fp32 weights; under autocast at fp16/bf16 as the authors (PIPE:1051)."""
+        dtype, dev = self.dtype, y.device.type
+        with torch.autocast(dev, dtype=dtype, enabled=dtype != torch.float32 and dev in ("cuda", "cpu")):
+            return self.predictor.encoder(2.0 * y - 1.0, self.sampler.timesteps[0])  # center_input_sample
+
     def start_noise(self, y: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        """ε̂ from the predictor at t₁. fp32 weights; under autocast at fp16/bf16 as the authors (PIPE:1051)."""
-        t1 = self.sampler.timesteps[0]
-        dtype = self.dtype
-        dev = y.device.type
-        lowp = dtype != torch.float32
-        with torch.autocast(dev, dtype=dtype, enabled=lowp and dev in ("cuda", "cpu")):
-            moments = self.predictor.encoder(2.0 * y - 1.0, t1)  # center_input_sample, in y's dtype
-        return _posterior_draw(moments, noise)
+        """ε̂ = μ + σ·n₁ (or μ when ``noise`` is None)."""
+        return posterior_draw(self.predictor_moments(y), noise)
 
     @torch.inference_mode()
     def __call__(
@@ -90,7 +90,7 @@ class InvSRPipeline:
         y = y.to(device=self.device, dtype=dtype)
         y_up = 2.0 * F.interpolate(y, size=(self.sf * h, self.sf * w), mode="bicubic") - 1.0
         eps_hat = self.start_noise(y, pred_noise)
-        z0 = self.scaling * _posterior_draw(self.vae.encode(y_up).latent_dist.parameters, vae_noise)
+        z0 = self.scaling * posterior_draw(self.vae.encode(y_up).latent_dist.parameters, vae_noise)
         x = self.sampler.start(z0.to(dtype), eps_hat)
         text = self.text.to(device=self.device, dtype=dtype).expand(b, -1, -1)
         x = self.sampler(x, text, self.unet, eps_fn=self.eps_fn)
