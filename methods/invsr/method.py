@@ -220,13 +220,19 @@ class InvSR(SRMethod):
         return self._notes
 
     # ------------------------------------------------------------------ inference
-    def _noise_fn(self, pipe: InvSRPipeline, gens: list[torch.Generator] | None):
-        """Per row: n₁ then n₂ from that image's generator (None: posterior means)."""
+    def _noise_fn(self, pipe: InvSRPipeline, gens: list[torch.Generator] | None, patch_noise=None):
+        """Per row: n₁ then n₂ from that image's generator (None: posterior means).
+
+        ``patch_noise(positions, shape₁, shape₂) -> (n₁, n₂)`` replaces the generators (parity scripts
+        inject the same tensors into the authors' pipeline).
+        """
 
         def fn(tiles: torch.Tensor, positions: Sequence[TilePosition]) -> torch.Tensor:
+            s1, s2 = pipe.noise_shapes(*tiles.shape[-2:])
+            if patch_noise is not None:
+                return pipe(tiles, *patch_noise(positions, s1, s2))
             if gens is None:
                 return pipe(tiles, None, None)
-            s1, s2 = pipe.noise_shapes(*tiles.shape[-2:])
             n1, n2 = [], []
             for p in positions:
                 n1.append(torch.randn(s1, generator=gens[p.image]))
@@ -283,7 +289,9 @@ class InvSR(SRMethod):
         xlat = pipe.sampler(xlat, text, eps_fn=eps_fn)
         return tiled_vae_decode(pipe.vae, xlat.to(dt), tile).float()
 
-    def _run(self, lr: torch.Tensor, seeds: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    def _run(
+        self, lr: torch.Tensor, seeds: Sequence[int], dtype: torch.dtype, patch_noise=None
+    ) -> torch.Tensor:
         pipe = self._pipe_at(dtype)
         gens = None if self.mode else generators(seeds)
         x = lr.float()
@@ -292,7 +300,7 @@ class InvSR(SRMethod):
             out = self._shared(pipe, xp, gens)[:, :, : 4 * x.shape[-2], : 4 * x.shape[-1]]
         else:
             out, xp = upscale_whole_image(
-                x, self._noise_fn(pipe, gens), patch=self.patch, chop_bs=self.chop_bs
+                x, self._noise_fn(pipe, gens, patch_noise), patch=self.patch, chop_bs=self.chop_bs
             )
         out = out.float()
         if self.color != "none":
@@ -302,6 +310,13 @@ class InvSR(SRMethod):
             )
             out = color_fix(out, ref, self.color)
         return out.clamp(0, 1)
+
+    @torch.inference_mode()
+    def upscale_injected(self, lr: torch.Tensor, patch_noise) -> torch.Tensor:
+        """``upscale`` at the configured dtype with the draws from ``patch_noise`` (authors' chopping only)."""
+        if self.tiling_kind != "authors":
+            raise ValueError("upscale_injected needs tiling: authors")
+        return self._run(lr, [0] * lr.shape[0], self.dtype, patch_noise)
 
     @torch.inference_mode()  # the guard writes re-run images into the output: all in one inference scope
     def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
