@@ -6,6 +6,8 @@ Usage (authors' checkout in the git-ignored ``.authors/``; their code runs in a 
     .venv/bin/python benchmarks/invsr_vs_authors.py                 # full-size predictor, steps 1/3/5 at 128², 100×150 whole image
     .venv/bin/python benchmarks/invsr_vs_authors.py --quick          # small predictor, 16-px patches (seconds)
     .venv/bin/python benchmarks/invsr_vs_authors.py --quick --pin    # rewrite tests/fixtures/invsr_authors_forward.pt
+    .venv/bin/python benchmarks/invsr_vs_authors.py --speed          # full SD-2 size (random-sd2) + real predictor size,
+                                                                     # LR 64² → 256², steps 1 and 5: s/img both sides
 
 Weights: a tiny SD folder (``save_tiny_sd``, SD-Turbo's Euler scheduler config) read by both with their own
 classes; the noise predictor at the released size (33.8 M parameters, seeded random init; ``--quick``: a
@@ -73,6 +75,83 @@ def make_weights(root: Path, quick: bool, seed: int = 0) -> dict:
     pth = root / "noise_predictor_sd_turbo_v5.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, pth)
     return {"folder": str(folder), "predictor": str(pth), "predictor_overrides": over}
+
+
+def make_sd2_weights(root: Path, seed: int = 0) -> dict:
+    """A random full-size SD-2.x folder (``random-sd2``: SD-Turbo's UNet/VAE/text-encoder architecture) + the
+    full-size predictor, for timing only (fp32 safetensors, ~5 GB on disk)."""
+    from srbench.nn.sd import load_sd_components
+
+    tiny = make_weights(root / "tiny", quick=False, seed=seed)  # tokenizer, scheduler, model_index, predictor
+    folder = Path(tiny["folder"])
+    parts = load_sd_components("random-sd2", seed=seed)
+    for name in ("unet", "vae", "text_encoder"):
+        getattr(parts, name).save_pretrained(folder / name, safe_serialization=True)
+    del parts
+    return tiny
+
+
+def timed_stages(m) -> dict:
+    """Wall seconds per network (forward hooks) of our pipeline, accumulated over calls."""
+    stages = {
+        "predictor": m.pipe.predictor.encoder,
+        "vae_encoder": m.pipe.vae.encoder,
+        "unet": m.pipe.unet,
+        "vae_decoder": m.pipe.vae.decoder,
+    }
+    acc = dict.fromkeys(stages, 0.0)
+    for name, mod in stages.items():
+        mod.register_forward_pre_hook(lambda _m, _i, n=name: acc.__setitem__(n, acc[n] - time.perf_counter()))
+        mod.register_forward_hook(lambda _m, _i, _o, n=name: acc.__setitem__(n, acc[n] + time.perf_counter()))
+    return acc
+
+
+def speed(root: Path) -> list[dict]:
+    """Ours (real path: per-image generators) then theirs (injected noise), LR 64² (one padded 128² patch)."""
+    weights = make_sd2_weights(root)
+    cases = [
+        {
+            "name": f"speed64_steps{s}",
+            "lr": lr_image(1, 64, 64, s),
+            "steps": s,
+            "color_fix": "wavelet",
+            "pch_size": 128,
+            "chop_bs": 8,
+        }
+        for s in (1, 5)
+    ]
+    rows, noises = [], []
+    for c in cases:
+        cfg = {
+            "sd": weights["folder"],
+            "weights": weights["predictor"],
+            "steps": c["steps"],
+            "dtype": "fp32",
+            "color_fix": "wavelet",
+        }
+        t0 = time.perf_counter()
+        m = InvSR.from_config(cfg, "cpu", torch.float32)
+        build = time.perf_counter() - t0
+        acc = timed_stages(m)
+        t0 = time.perf_counter()
+        m.upscale(c["lr"], 4, seeds=[0])
+        rows.append(
+            {
+                "case": c["name"],
+                "ours_s_per_img": round(time.perf_counter() - t0, 2),
+                "ours_build_s": round(build, 1),
+                "ours_stages_s": {k: round(v, 2) for k, v in acc.items()},
+            }
+        )
+        print(json.dumps({"partial": rows[-1]}), flush=True)
+        s1, s2 = m.pipe.noise_shapes(128, 128)
+        noises.append([torch.randn(1, *s1), torch.randn(1, *s2)])
+        del m
+    auth = theirs(weights, cases, noises)
+    for r, sec in zip(rows, auth["seconds"], strict=True):
+        r["theirs_s_per_img"] = round(sec, 2)
+        r["speedup_ours_vs_theirs"] = round(sec / r["ours_s_per_img"], 3)
+    return rows
 
 
 def default_cases(quick: bool) -> list[dict]:

@@ -68,7 +68,7 @@ def test_steps_timesteps_and_colour_fix_options(weights):
     lr = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     base = _method(weights, mode=True, steps=3)
     assert base.describe()["timesteps_model"] == [t - 1 for t in PUBLISHED_TIMESTEPS[3]]
-    custom = _method(weights, mode=True, steps=3, timesteps=[100, 200, 50])
+    custom = _method(weights, mode=True, steps=1, timesteps=[100, 200, 50])  # the list wins over the table
     assert custom.describe()["timesteps_published"] == [200, 100, 50]
     a = base.upscale(lr, 4, seeds=[0])
     assert torch.equal(a, custom.upscale(lr, 4, seeds=[0]))
