@@ -14,7 +14,7 @@ DATASET_ARGS ?=
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bench sweep train report perf test test-gpu clean venv
+.PHONY: bench sweep train report perf perf-spandrel test test-gpu clean venv
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ report: $(STAMP)
 ## perf: speed / memory table with random weights, written to results/perf/<device>.csv
 perf: $(STAMP)
 	$(BIN)/srbench perf $(ARGS)
+
+## perf-spandrel: the spandrel adapter's cost over calling spandrel directly (goal ≤ 5 %), CPU
+perf-spandrel: $(STAMP)
+	$(BIN)/python benchmarks/spandrel_overhead.py --csv results/perf/spandrel_overhead.csv $(ARGS)
 
 ## test: the CPU test suite (GPU tests are marked and skipped; run them with `make test-gpu`)
 test: $(STAMP)

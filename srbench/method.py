@@ -79,6 +79,12 @@ class SRMethod(abc.ABC):
     def upscale(self, lr: torch.Tensor, scale: float, *, seeds: Sequence[int]) -> torch.Tensor:
         """Super-resolve a batch (see the class docstring for the contract)."""
 
+    @property
+    def label(self) -> str:
+        """The name a run is filed and shown under (results/<dataset>/<label>/, leaderboard rows):
+        the method's ``name`` unless one implementation serves several named presets."""
+        return self.name
+
     def describe(self) -> dict[str, Any]:
         """Facts for the manifest: parameter counts, dtype, weight hashes (keys with ``sha256``)."""
         return {"name": self.name}

@@ -75,16 +75,21 @@ class Spandrel(SRMethod):
 
     def __init__(self, descriptor: Any, device: torch.device, dtype: torch.dtype, *, path: Path,
                  sha256: str, tile: int | str | None = "auto", tile_overlap: int = 16,
-                 memory_budget_mb: float = 2048.0, label: str | None = None):
+                 memory_budget_mb: float = 2048.0, preset: str | None = None):
         self.descriptor = descriptor
         self.device = torch.device(device)
         self.dtype = dtype
         self.path, self.sha256 = path, sha256
         self.tile, self.tile_overlap, self.memory_budget_mb = tile, int(tile_overlap), float(memory_budget_mb)
-        self.label = label
+        self.preset = preset
         self.scale = int(descriptor.scale)
         # widest conv output: the activation size that sets a tile's memory (computed once, not per call)
         self._widest_conv = max((p.shape[0] for p in descriptor.model.parameters() if p.ndim == 4), default=64)
+
+    @property
+    def label(self) -> str:
+        """A preset runs under its own name (results/<dataset>/realesrgan_x4plus/, its leaderboard row)."""
+        return self.preset or self.name
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -120,7 +125,7 @@ class Spandrel(SRMethod):
             desc.model.to(dtype)
         return cls(desc, device, dtype, path=path, sha256=sha256_file(path), tile=_get(cfg, "tile", "auto"),
                    tile_overlap=int(_get(cfg, "tile_overlap", 16)),
-                   memory_budget_mb=float(_get(cfg, "memory_budget_mb", 2048)), label=_get(cfg, "preset"))
+                   memory_budget_mb=float(_get(cfg, "memory_budget_mb", 2048)), preset=_get(cfg, "preset"))
 
     @staticmethod
     def _supported_dtype(desc: Any, dtype: torch.dtype, arch: str) -> torch.dtype:
@@ -166,7 +171,7 @@ class Spandrel(SRMethod):
     def describe(self) -> dict[str, Any]:
         d = self.descriptor
         return {
-            "name": self.name, "preset": self.label, "architecture": d.architecture.name,
+            "name": self.name, "preset": self.preset, "architecture": d.architecture.name,
             "architecture_id": d.architecture.id, "scale": self.scale, "tags": list(d.tags),
             "params_total": sum(p.numel() for p in d.model.parameters()), "params_trainable": 0,
             "dtype": str(self.dtype).removeprefix("torch."), "supports_half": bool(d.supports_half),

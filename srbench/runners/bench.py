@@ -303,8 +303,9 @@ def run_bench(cfg: Mapping[str, Any], method_cfg: Mapping[str, Any] | None = Non
         suite = build_suite(cfg, device, dataset.scale)
         report_missing_metrics(suite)
     run_name = settings.run_name or default_run_name(cfg, method_cfg, dataset.scale, device, dtype)
-    run = BenchRun(cfg, settings, method_cfg, method_cls.from_config(method_cfg, device, dtype), dataset, suite,
-                   device, dtype, RunDir(settings.results_dir, dataset.name, method_cls.name, run_name), run_name)
+    method = method_cls.from_config(method_cfg, device, dtype)
+    run = BenchRun(cfg, settings, method_cfg, method, dataset, suite,
+                   device, dtype, RunDir(settings.results_dir, dataset.name, method.label, run_name), run_name)
     # one writer per run directory (rank 0 writes it); a second one refuses in one line
     with RunLock(run.dir.path) if dist.rank() == 0 else contextlib.nullcontext():
         return run.execute()
@@ -334,7 +335,7 @@ class BenchRun:
         self.identity = run_identity(self.method.describe(), ds.describe())
         info = ds.describe()
         self.header = {
-            "method": self.method.name, "dataset": ds.name, "scale": ds.scale, "profile": self.cfg["metrics"]["profile"],
+            "method": self.method.label, "dataset": ds.name, "scale": ds.scale, "profile": self.cfg["metrics"]["profile"],
             "metric_ids": {c: self.suite.ids_for(ds.scale).get(c, c) for c in self.columns},
             "missing_metrics": self.suite.missing,
             "hr_preparation": {k: info.get(k) for k in ("protocol", "hr_rule", "hr_fit", "hr_crop") if k in info}}
@@ -375,7 +376,7 @@ class BenchRun:
             num_workers=self.settings.num_workers, collate_fn=collate_samples, pin_memory=self.device.type == "cuda",
             persistent_workers=False)
         try:
-            for batch in _progress(loader, desc=f"{self.method.name} on {self.dataset.name}", disable=rank != 0):
+            for batch in _progress(loader, desc=f"{self.method.label} on {self.dataset.name}", disable=rank != 0):
                 rows = loop.batch(batch)
                 if shard is not None:
                     shard.append(rows)
@@ -388,14 +389,14 @@ class BenchRun:
             raise
         dist.barrier()
         if record is None:
-            return RunResult(self.method.name, self.dataset.name, self.dir.path, "shard-done")
+            return RunResult(self.method.label, self.dataset.name, self.dir.path, "shard-done")
         record.remember(dist.merge_shards(self.dir, record.table, self.names))
         manifest["dataset"] = self.dataset.describe()  # now with the complete LR-cache hash
         self.dir.write_manifest(manifest)
         summary = record.write_summary()
-        _log_run(self.cfg, self.dir, self.run_name, self.method.name, self.dataset.name, record.ordered_rows(),
+        _log_run(self.cfg, self.dir, self.run_name, self.method.label, self.dataset.name, record.ordered_rows(),
                  summary, manifest["config"])
-        return RunResult(self.method.name, self.dataset.name, self.dir.path, summary["status"], summary)
+        return RunResult(self.method.label, self.dataset.name, self.dir.path, summary["status"], summary)
 
 
 def _apply_pixel_limit(settings: BenchSettings) -> None:
