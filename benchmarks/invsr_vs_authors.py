@@ -288,7 +288,14 @@ def main() -> None:
     ap.add_argument(
         "--pin", action="store_true", help="write the authors' outputs to the test fixture (with --quick)"
     )
+    ap.add_argument("--speed", action="store_true", help="s/img at full SD-2 size, LR 64², steps 1 and 5")
     args = ap.parse_args()
+    if args.speed:
+        torch.set_grad_enabled(False)
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in speed(Path(tmp)):
+                print(json.dumps(r), flush=True)
+        return
     if args.pin and not args.quick:
         ap.error("--pin needs --quick (the fixture must rebuild in seconds)")
     torch.set_grad_enabled(False)
