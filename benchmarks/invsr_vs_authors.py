@@ -160,8 +160,8 @@ def default_cases(quick: bool) -> list[dict]:
         return [
             {"name": "patch16_steps1", "lr": lr_image(2, 16, 16, 1), "steps": 1, "color_fix": "", **p},
             {
-                "name": "whole20x36_steps3_wavelet",
-                "lr": lr_image(1, 20, 36, 2),
+                "name": "whole12x20_steps3_wavelet",
+                "lr": lr_image(1, 12, 20, 2),
                 "steps": 3,
                 "color_fix": "wavelet",
                 **p,

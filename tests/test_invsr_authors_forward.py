@@ -3,8 +3,9 @@
 Pinned: ``tests/fixtures/invsr_authors_forward.pt`` written by
 ``benchmarks/invsr_vs_authors.py --quick --pin`` (their ``InvSamplerSR.sample_func`` and
 ``StableDiffusionInvEnhancePipeline`` on a tiny SD folder + a small noise predictor, fp32, injected noise):
-a 2-image single-patch case (1 step) and a 20×36 whole image (padding to 32×48, 15 16-px patches in
-batches of 2, Gaussian blending, crop, wavelet colour fix with their padded reference; 3 steps).
+a 2-image single-patch case (1 step) and a 12×20 whole image (small-image reflect padding to 16×20,
+mod-16 padding to 16×32, three 16-px patches in batches of 2, Gaussian blending, crop, wavelet colour fix
+with their padded reference; 3 steps).
 Live: the same comparison with their code run now (skips without ``.authors/``).
 """
 
