@@ -14,7 +14,7 @@ from methods.invsr.predictor import NoisePredictor
 from methods.invsr.sampler import PUBLISHED_TIMESTEPS
 from srbench.method import UnsupportedInput, get_method
 from srbench.nn.sd import save_tiny_sd
-from srbench.weights import MissingWeightsError
+from srbench.weights import MissingWeightsError, resolve_all
 from tests.invsr_tiny import SMALL_PREDICTOR, small_predictor_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -117,6 +117,11 @@ def test_missing_weights_is_one_line(tmp_path, monkeypatch):
     assert "\n" not in msg and "sd-turbo" in msg and PREDICTOR_FILE in msg and str(tmp_path / "w") in msg
     assert [w.filename for w in InvSR.required_weights({})] == ["sd-turbo", PREDICTOR_FILE]
     assert InvSR.required_weights({"weights": "random"}) == []
+    # the bench runner's pre-check (resolve_all) names both files in one line too (it stopped at the first)
+    with pytest.raises(MissingWeightsError) as err:
+        resolve_all(InvSR, {})
+    msg = str(err.value)
+    assert "\n" not in msg and "sd-turbo" in msg and PREDICTOR_FILE in msg
 
 
 def test_random_weights_and_conf_file():
