@@ -534,12 +534,22 @@ def required_for(method_cls: Any, cfg: Mapping[str, Any]) -> list[WeightFile]:
 def resolve_all(
     method_cls: Any, cfg: Mapping[str, Any], *, download: bool = False, check: bool = True
 ) -> dict[str, Path]:
-    """Resolve every file ``method_cls`` needs under ``cfg`` (filename → path; ``{}`` for random)."""
+    """Resolve every file ``method_cls`` needs under ``cfg`` (filename → path; ``{}`` for random).
+
+    When several are missing, ONE :class:`MissingWeightsError` line names all of them (" | "-joined),
+    so a user fetches everything in one go instead of discovering the files one run at a time.
+    """
     weights = cfg.get("weights") if cfg else None
-    return {
-        wf.filename: resolve(wf, explicit_path(wf, weights), check=check, download=download)
-        for wf in required_for(method_cls, cfg)
-    }
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for wf in required_for(method_cls, cfg):
+        try:
+            found[wf.filename] = resolve(wf, explicit_path(wf, weights), check=check, download=download)
+        except MissingWeightsError as err:
+            missing.append(str(err))
+    if missing:
+        raise MissingWeightsError(" | ".join(missing))
+    return found
 
 
 # --------------------------------------------------------------------------- loading
