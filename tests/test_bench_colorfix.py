@@ -21,8 +21,8 @@ def _run(tmp_path, monkeypatch, extra):
     seen, raw = [], []
     real_upscale, real_score = bench.BenchLoop._upscale, bench.score_batch
 
-    def upscale(self, lr, scale, seeds):
-        out = real_upscale(self, lr, scale, seeds)
+    def upscale(self, lr, scale, seeds, *names):
+        out = real_upscale(self, lr, scale, seeds, *names)
         raw.append((out[0].clone(), lr.clone()))
         return out
 
