@@ -11,7 +11,6 @@ What we change to run their code on CPU (nothing in their files is edited):
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 

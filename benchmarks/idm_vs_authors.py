@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import idm_authors as ia  # noqa: E402
-from methods.idm.checkpoint import load_authors_state_dict  # noqa: E402
-from methods.idm.diffusion import Schedule, ddim_sample, ddpm_step  # noqa: E402
-from methods.idm.model import EncoderConfig, IDMNet, UNetConfig  # noqa: E402
+from benchmarks import idm_authors as ia
+from methods.idm.checkpoint import load_authors_state_dict
+from methods.idm.diffusion import Schedule, ddim_sample, ddpm_step
+from methods.idm.model import EncoderConfig, IDMNet, UNetConfig
 
 TINY_UNET = dict(in_channel=6, out_channel=3, norm_groups=8, inner_channel=16, channel_mults=[1, 2, 2],
                  attn_res=[8], res_blocks=1, dropout=0.0, image_size=32)

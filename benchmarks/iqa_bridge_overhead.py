@@ -22,7 +22,6 @@ import torch
 
 from srbench.metrics.iqa import PyiqaMetric, random_backbones
 
-
 #: pyiqa metrics without learned weights (their constructors swallow ``pretrained=`` and fail when called)
 NO_WEIGHTS = frozenset({"psnr", "ssim", "ms_ssim", "psnry", "ssimc"})
 

@@ -3,11 +3,10 @@ written by benchmarks/idm_vs_authors.py at the same synthetic weights)."""
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
-from benchmarks.idm_vs_authors import TINY_UNET, ours_model
 from benchmarks import idm_authors as ia
+from benchmarks.idm_vs_authors import TINY_UNET, ours_model
 from methods.idm.diffusion import Schedule, ddpm_step
 
 FX = json.loads((Path(__file__).parent / "fixtures" / "idm_authors_forward.json").read_text())

@@ -67,7 +67,7 @@ def test_batch_1_equals_batch_8():
 
     def run(idx, steps):
         x_con = m.condition(lr[idx], (16, 16))
-        fn = lambda x, g: m.eps(x, x_con, p[idx], g)  # noqa: E731
+        fn = lambda x, g: m.eps(x, x_con, p[idx], g)
         return ddpm_sample(fn, S, (len(idx), 3, 16, 16), generators([10 + i for i in idx]), steps=steps)
 
     steps = list(range(1999, 1994, -1)) + [0]

@@ -28,7 +28,6 @@ Tile size from a memory budget: :func:`tile_size_for_budget` turns ``max_mem_mb`
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
