@@ -138,3 +138,10 @@ def test_random_weights_and_conf_file():
 
 def test_registered():
     assert get_method("invsr") is InvSR
+
+
+def test_unknown_dtype_is_one_line():
+    from srbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown dtype 'fp8'"):
+        InvSR.from_config({"weights": "random", "dtype": "fp8"}, "cpu", torch.float32)

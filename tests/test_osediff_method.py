@@ -170,3 +170,10 @@ def test_latent_tiling_path_runs_and_blends(weights):
 
 def test_registered():
     assert get_method("osediff") is OSEDiff
+
+
+def test_unknown_dtype_is_one_line():
+    from srbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown dtype 'fp8'"):
+        OSEDiff.from_config({"weights": "random", "dtype": "fp8"}, "cpu", torch.float32)

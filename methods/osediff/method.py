@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from srbench.devices import resolve_dtype
 from srbench.method import SRMethod
 from srbench.nn.colorfix import color_fix
 from srbench.nn.noise import generators
@@ -42,8 +43,6 @@ OSEDIFF_PKL = WeightFile(
     description="OSEDiff LoRA + conv_in weights (cswry/OSEDiff preset/models/osediff.pkl, Git LFS)",
 )
 
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
 
 def _missing_line(cfg: Mapping[str, Any]) -> str | None:
@@ -94,8 +93,9 @@ class OSEDiff(SRMethod):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], device, dtype) -> OSEDiff:
         cfg = dict(cfg or {})
-        dtype = _DTYPES[str(cfg["dtype"]).lower()] if cfg.get("dtype") else (dtype or torch.float32)
         device = torch.device(device or "cpu")
+        # the method's own dtype key wins over the runner's; unknown names are one line (srbench.devices)
+        dtype = resolve_dtype(str(cfg["dtype"]).lower(), device) if cfg.get("dtype") else (dtype or torch.float32)
         random = is_random(cfg)
         if not random and (line := _missing_line(cfg)):
             raise MissingWeightsError(line)

@@ -31,14 +31,7 @@ def scatter(rows: list[dict[str, Any]], x: str, y: str, out: Path, *, xlabel: st
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
     for r in pts:
         ax.errorbar(r[x], r[y], xerr=_ci(r, x), yerr=_ci(r, y), fmt="o", capsize=3, label=r["label"])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _finish(plt, fig, ax, out, xlabel=xlabel, ylabel=ylabel, title=title)
     return True
 
 
@@ -58,6 +51,12 @@ def lines(series: dict[str, list[tuple[float, float, float]]], out: Path, *, xla
         ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label=label)
     if logx:
         ax.set_xscale("log")
+    _finish(plt, fig, ax, out, xlabel=xlabel, ylabel=ylabel, title=title)
+    return True
+
+
+def _finish(plt, fig, ax, out: Path, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, grid, legend and the PNG: the same for every plot of the report."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -66,4 +65,3 @@ def lines(series: dict[str, list[tuple[float, float, float]]], out: Path, *, xla
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
-    return True
