@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/spandrel_overhead.py [--arch Compact ESRGAN] [--size 64] [--batch 4] [--iters 20]
 
-Ours and direct alternate within one process, in ABBA order (so machine load and cache warmth hit both alike). The overhead is taken
-on the *minimum* per-call time of each: on a shared machine other processes only ever add time, so
-the fastest of many calls is the estimate of the call's own cost that load disturbs least (the
-median is printed beside it). Tiny random-init architectures from tests/spandrel_tiny.py.
+Ours and direct alternate within one process, in ABBA order (so machine load and cache warmth hit both alike). The
+overhead is printed on the *minimum* per-call time of each (other processes only add time, so on a
+loaded machine the fastest call is the least disturbed estimate) and on the medians (on a quiet
+machine the steadier statistic: a single outlier-fast call moves a minimum). Tiny random-init architectures from tests/spandrel_tiny.py.
 Because timing on a loaded machine is noisy, the script also reports what the adapter *adds*,
 which load cannot blur: the aten operators of one call of each under ``torch.profiler`` (the
 adapter's extra operators, expected: the one input copy) and the minimum time of that copy alone
