@@ -130,3 +130,18 @@ def test_random_init_of_a_weightless_metric_still_scores():
     with torch.inference_mode():
         want = pyiqa.create_metric("psnr", device="cpu")(sr, hr).flatten().double()
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_missing_timm_backbone_is_one_line_naming_repo_and_file(tmp_path, monkeypatch):
+    """MANIQA's ViT-B/8 comes through timm from the Hugging Face hub; offline and uncached it used to be
+    a generic "could not build it offline" line. Now the line names the repository and file."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(MissingWeightsError) as err:
+        PyiqaMetric("maniqa-pipal")
+    msg = str(err.value)
+    assert "\n" not in msg and "vit_base_patch8_224" in msg and "timm/vit_base_patch8_224" in msg
+    assert "model.safetensors" in msg and str(tmp_path / "hf") in msg

@@ -138,6 +138,7 @@ def _offline_backbone_files() -> list[tuple[Any, str, Any]]:
 
     out: list[tuple[Any, str, Any]] = [(tv_api, "load_state_dict_from_url", real_tv)]
     tv_api.load_state_dict_from_url = tv_local
+    out += _offline_timm_backbones()
     clip_model = sys.modules.get("pyiqa.archs.clip_model")
     if clip_model is not None:
         real_clip = clip_model._download
@@ -152,6 +153,31 @@ def _offline_backbone_files() -> list[tuple[Any, str, Any]]:
         out.append((clip_model, "_download", real_clip))
         clip_model._download = clip_local
     return out
+
+
+def _offline_timm_backbones() -> list[tuple[Any, str, Any]]:
+    """``timm.create_model(name, pretrained=True)`` (MANIQA's ViT-B/8) answered from the Hugging Face cache,
+    or one line naming the repository and file — timm would otherwise fail deep inside huggingface_hub."""
+    try:
+        import timm
+        from huggingface_hub import constants, try_to_load_from_cache
+    except ImportError:
+        return []
+    real_create = timm.create_model
+
+    def timm_local(model_name: str, pretrained: bool = False, *args: Any, **kw: Any) -> Any:
+        if pretrained:
+            repo = getattr(timm.models.get_pretrained_cfg(model_name), "hf_hub_id", None)
+            files = ("model.safetensors", "pytorch_model.bin")
+            if repo and not any(isinstance(try_to_load_from_cache(repo, f, cache_dir=constants.HF_HUB_CACHE), str) for f in files):
+                raise MissingWeightsError(
+                    f"pyiqa's timm backbone {model_name} needs {files[0]} of the Hugging Face repository {repo}; "
+                    f"looked in: {constants.HF_HUB_CACHE}. To get it: run `hf download {repo} {files[0]}` on a "
+                    f"connected machine and copy the cache folder here (or set HF_HOME)")
+        return real_create(model_name, pretrained, *args, **kw)
+
+    timm.create_model = timm_local
+    return [(timm, "create_model", real_create)]
 
 
 @contextlib.contextmanager
