@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 
@@ -33,6 +34,14 @@ def resolve_dtype(spec: str | None, device: torch.device) -> torch.dtype:
     if spec not in DTYPES:
         raise ConfigError(f"unknown dtype {spec!r}; use one of fp32, bf16, fp16, auto")
     return DTYPES[spec]
+
+
+def method_device_dtype(cfg: Any, device: Any, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+    """A method's device and dtype in ``from_config``: the method config's own ``dtype`` key wins over
+    the runner's; unknown names are one line (:func:`resolve_dtype`)."""
+    device = torch.device(device or "cpu")
+    spec = cfg.get("dtype") if cfg else None
+    return device, (resolve_dtype(str(spec).lower(), device) if spec else (dtype or torch.float32))
 
 
 # ------------------------------------------------------------------------------ peak memory

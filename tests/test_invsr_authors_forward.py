@@ -71,7 +71,7 @@ def _replay(bench, weights, case):
 
 
 def test_pinned_authors_forward(bench, weights):
-    pinned = torch.load(FIXTURE, weights_only=False)
+    pinned = torch.load(FIXTURE, weights_only=True)
     assert pinned["commit"] == "609788c"
     # the rebuilt random weights are the ones the authors' numbers were made with
     assert bench.weight_checksums(weights) == pytest.approx(pinned["checksums"], rel=1e-6)
@@ -85,7 +85,7 @@ def test_pinned_authors_forward(bench, weights):
 
 def test_pinned_forward_detects_a_wrong_setting(bench, weights):
     """The comparison can fail: 2 steps instead of the pinned 1 moves the output well past the tolerance."""
-    case = torch.load(FIXTURE, weights_only=False)["cases"][0]
+    case = torch.load(FIXTURE, weights_only=True)["cases"][0]
     wrong = dict(case, steps=2)
     assert (_replay(bench, weights, wrong) - case["authors_output"]).abs().max() > 1e-3
 

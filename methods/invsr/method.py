@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from srbench.devices import resolve_dtype
+from srbench.devices import method_device_dtype
 from srbench.method import SRMethod
 from srbench.nn.colorfix import color_fix
 from srbench.nn.noise import generators
@@ -134,9 +134,7 @@ class InvSR(SRMethod):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], device, dtype) -> InvSR:
         cfg = dict(cfg or {})
-        device = torch.device(device or "cpu")
-        # the method's own dtype key wins over the runner's; unknown names are one line (srbench.devices)
-        dtype = resolve_dtype(str(cfg["dtype"]).lower(), device) if cfg.get("dtype") else (dtype or torch.float32)
+        device, dtype = method_device_dtype(cfg, device, dtype)
         random = is_random(cfg)
         if not random and (line := _missing_line(cfg)):
             raise MissingWeightsError(line)
