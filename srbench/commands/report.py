@@ -9,6 +9,11 @@ Rows carry the metric profile, so numbers from different profiles are never merg
 It also writes the HTML report (``index.html`` and one page per dataset × scale × profile, with
 metric card, mean ± 95 % CI, paired p-values against the best method, plots and failed jobs):
 see :mod:`srbench.report.pages`.
+
+    srbench report results/samples --logger wandb [--wandb-group sweep1] [--wandb-project srbench]
+
+also mirrors the leaderboards, metric cards, plots, visual comparison and failed jobs to one W&B
+run (offline without an API key; :mod:`srbench.report.wandb_mirror`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("roots", nargs="*", type=Path, default=[Path("results")])
     parser.add_argument("--out", type=Path, default=Path("results") / "report")
     parser.add_argument("--status", default=None, help="keep only runs with this status (e.g. complete)")
+    parser.add_argument("--logger", choices=["none", "wandb"], default="none",
+                        help="wandb: also log the report's tables and plots to W&B (offline without an API key)")
+    parser.add_argument("--wandb-project", default="srbench")
+    parser.add_argument("--wandb-group", default="report", help="W&B group of the report run (e.g. the sweep name)")
+    parser.add_argument("--wandb-mode", default=None, help="online | offline | disabled (default: WANDB_MODE, else "
+                                                           "online when an API key is configured, else offline)")
     args = parser.parse_args(argv)
     runs = find_runs([r for r in args.roots if r.exists()])
     if not runs:
@@ -75,7 +86,15 @@ def main(argv: list[str]) -> int:
     from srbench.report import pages
     from srbench.report import runs as report_runs
 
-    written = pages.write(report_runs.find([r for r in args.roots if r.exists()]), args.out)
+    report = report_runs.find([r for r in args.roots if r.exists()])
+    written = pages.write(report, args.out)
     print(f"\nwrote {args.out}/leaderboard.{{md,csv,html}}")
     print(f"wrote {len(written)} report files; open {args.out / 'index.html'}")
+    if args.logger == "wandb":
+        from srbench.report import wandb_mirror
+
+        logged = wandb_mirror.mirror(report, df, args.out, written, cfg={
+            "project": args.wandb_project, "group": args.wandb_group, "mode": args.wandb_mode})
+        tables = [k for k in logged if not k.startswith("plots/")]
+        print(f"wandb: logged {len(tables)} tables ({', '.join(tables)}) and {len(logged) - len(tables)} plots")
     return 0

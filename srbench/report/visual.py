@@ -6,6 +6,7 @@ linked to the full image. The HR image is shown when a run kept it (``samples/<n
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ def most_different_window(images: list[np.ndarray], size: int = CROP) -> tuple[i
 
 
 def write(runs: list[Run], labels: list[str], out: Path, slug: str) -> Path | None:
-    """``<slug>-visual.html`` and its crops under ``out/<slug>-crops/``; None when fewer than two
+    """``<slug>-visual.html`` and its crops under ``out/<slug>-crops/`` (listed in its ``index.json``:
+    image, crop box and the label of each crop file, read by the W&B mirror); None when fewer than two
     runs kept the same image."""
     pairs = [(r, lab, {p.stem: p for p in (r.path / "samples").glob("*.png") if not p.stem.endswith(".hr")})
              for r, lab in zip(runs, labels)]
@@ -45,25 +47,28 @@ def write(runs: list[Run], labels: list[str], out: Path, slug: str) -> Path | No
         return None
     crops_dir = out / f"{slug}-crops"
     crops_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
+    sections, listing = [], []
     for name in names:
         imgs = [_read(k[name]) for k in kept]
         if len({i.shape for i in imgs}) != 1:
             continue
         y, x = most_different_window(imgs)
         s = min(CROP, imgs[0].shape[0], imgs[0].shape[1])
-        cells = []
+        cells, files = [], []
         hr = next((r.path / "samples" / f"{name}.hr.png" for r in runs if (r.path / "samples" / f"{name}.hr.png").exists()), None)
         entries = ([("HR", _read(hr))] if hr is not None else []) + list(zip(labels, imgs))
         for i, (label, im) in enumerate(entries):
             crop = (im[y:y + s, x:x + s] * 255 + 0.5).astype(np.uint8)
             f = crops_dir / f"{name}-{i}.png"
             Image.fromarray(crop).save(f)
+            files.append({"label": label, "file": f.name})
             cells.append(f'<figure><img src="{crops_dir.name}/{f.name}" width="{s * ZOOM}" height="{s * ZOOM}" '
                          f'style="image-rendering:pixelated" alt="{html.escape(label)}">'
                          f"<figcaption>{html.escape(label)}</figcaption></figure>")
+        listing.append({"image": name, "y": y, "x": x, "size": s, "crops": files})
         sections.append(f"<h2>{html.escape(name)} — crop at (y={y}, x={x}), {s}×{s} px, ×{ZOOM} zoom</h2>"
                         f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cells)}</div>')
+    (crops_dir / "index.json").write_text(json.dumps(listing, indent=1))
     page = out / f"{slug}-visual.html"
     page.write_text('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>visual comparison</title>'
                     "</head><body><h1>Visual comparison</h1><p>Crops where the methods differ most "

@@ -15,6 +15,9 @@ class Logger:
     def log_table(self, name: str, rows: Sequence[Mapping[str, Any]], images: Mapping[str, Any] | None = None) -> None:
         pass
 
+    def log_images(self, images: Mapping[str, Any]) -> None:
+        """{key: image file path}: figures (e.g. the report's plots)."""
+
     def log_summary(self, summary: Mapping[str, Any]) -> None:
         pass
 
