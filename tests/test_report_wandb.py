@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("wandb")
 
-from srbench.commands import report  # noqa: E402
-from tests.test_report_pages import results  # noqa: E402,F401  (the fixture: 3 runs, a failed job, kept images)
+from srbench.commands import report
+from tests.test_report_pages import results  # noqa: F401  (the fixture: 3 runs, a failed job, kept images)
 
 
 def _tables(out):

@@ -8,16 +8,43 @@ import pytest
 
 from srbench.commands import reproduce
 
+#: the issue's tables beyond the bicubic baselines (#14): ECDP's three, InvSR, OSEDiff, IDM
+PAPER_TABLES = ["ecdp_div2k_x4", "ecdp_imagenet_x4", "ecdp_celeba_x8", "invsr_imagenet_test_x4", "invsr_realsr_x4",
+                "osediff_div2k_val_x4", "osediff_realsr", "osediff_drealsr", "idm_celebahq_x8"]
+
 
 def test_every_table_file_parses_and_lists(capsys, tmp_path):
     known = reproduce.tables()
-    assert {"bicubic_set5_x4", "bicubic_set14_x4"} <= set(known)
-    for path in known.values():
+    assert {"bicubic_set5_x4", "bicubic_set14_x4", *PAPER_TABLES} <= set(known)
+    for name, path in known.items():
         t = reproduce.load(path)
-        assert t["source"] and t["protocol"]["method"] and all("tolerance" in v for v in t["published"].values())
+        assert t["title"] and t["source"] and t["protocol"]["method"] and t["protocol"]["metrics"], name
+        assert t["protocol"].get("route", "bench") in ("bench", "y-channel"), name
+        for m, spec in t["published"].items():
+            assert isinstance(spec["value"], (int, float)) and float(spec["tolerance"]) > 0, (name, m)
+        # a table without a single retrievable number says why, and never runs
+        assert t["published"] or t.get("not_retrievable"), name
+        assert all(isinstance(r, str) and r for r in (t.get("not_compared") or {}).values()), name
     assert reproduce.main(["--list", "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "bicubic_set5_x4" in out and "data missing" in out
+    assert all(f"{name} " in out for name in known) and "data missing" in out
+    assert "route=y-channel" in out and "published=none" in out
+
+
+@pytest.mark.parametrize("name", PAPER_TABLES)
+def test_paper_tables_skip_in_one_line_without_weights(name, tmp_path, monkeypatch, capsys):
+    """With the data folder present but no weights (or no published numbers) a table is SKIPPED with
+    one line naming the reason — never a stack trace, never a run."""
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch"))
+    t = reproduce.load(reproduce.tables()[name])
+    (tmp_path / "data" / t["protocol"]["data"]).mkdir(parents=True)
+    assert reproduce.run_table(name, t, tmp_path / "data", tmp_path / "results") == "SKIPPED"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"{name}: SKIPPED — ")
+    want = "no published numbers retrievable" if not t["published"] else "weights missing"
+    assert want in out, out
 
 
 def test_missing_data_is_skipped_in_one_line(capsys, tmp_path):
@@ -27,7 +54,7 @@ def test_missing_data_is_skipped_in_one_line(capsys, tmp_path):
 
 
 def test_uninstalled_method_is_skipped(tmp_path):
-    t = {"protocol": {"method": "no_such_method", "data": "x"}}
+    t = {"protocol": {"method": "no_such_method", "data": "x"}, "published": {"psnr": {"value": 1, "tolerance": 1}}}
     assert reproduce.why_not_runnable(t, tmp_path) == "method not installed: no_such_method"
 
 
@@ -47,6 +74,23 @@ def test_bicubic_set5_x4_passes(tmp_path):
         pytest.skip("../shared/data/Set5 not present")
     t = reproduce.load(reproduce.tables()["bicubic_set5_x4"])
     assert reproduce.run_table("bicubic_set5_x4", t, data, tmp_path) == "PASS"
+    # the same table through the bench harness (bicubic on the official RGB LR files) also passes at ×4
+    assert reproduce.run_table("bicubic_set5_x4", t, data, tmp_path, route="bench") == "PASS"
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", [f"bicubic_{d}_x{s}" for d in ("set5", "set14") for s in (2, 3, 4)])
+def test_bicubic_y_channel_route_passes_set5_set14(name, tmp_path, capsys):
+    """The published Bicubic column (VDSR Table 3) is bicubic on the HR's Y: all six tables pass."""
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    data = data if data.is_dir() else Path("/work/shared/data")
+    if not (data / "Set14").is_dir():
+        pytest.skip("../shared/data/Set5, Set14 not present")
+    t = reproduce.load(reproduce.tables()[name])
+    assert t["protocol"]["route"] == "y-channel"
+    assert reproduce.run_table(name, t, data, tmp_path) == "PASS", capsys.readouterr().out
 
 
 def _folders(tmp_path, n=3):

@@ -7,7 +7,15 @@ Each table is a data file ``conf/reproduce/<table>.yaml``: the protocol (method 
 folder its images live in under ``--data``, metric profile, extra overrides), the published numbers
 with their source and a stated tolerance. The run goes through ``srbench-bench`` (same harness, same
 results store under ``--results``); each metric prints ours next to theirs with PASS or FAIL, and a
-table that cannot run prints SKIPPED with a one-line reason (method not installed, data missing).
+table that cannot run prints SKIPPED with a one-line reason (method not installed, data missing,
+weights missing, or no published number retrievable: ``published: {}`` with ``not_retrievable:``).
+A table's ``not_compared: {metric: reason}`` lists published columns it leaves out, and why.
+
+``protocol.route`` says how ours is made: ``bench`` (default: the method preset through
+``srbench-bench``) or ``y-channel`` (the SRCNN/VDSR MATLAB test script behind the classic bicubic
+column: bicubic down and up on the HR's 8-bit Y, :mod:`srbench.commands.reproduce_y`).
+``--route bench`` runs a ``y-channel`` table through the bench instead (official RGB LR files) to
+compare the two routes.
 
     srbench reproduce osediff_realsr --sr-dir PATH --data DIR
 
@@ -41,10 +49,19 @@ def load(path: Path) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
-def why_not_runnable(t: dict[str, Any], data: Path) -> str | None:
+def route_of(t: dict[str, Any], override: str | None = None) -> str:
+    return override or str(t["protocol"].get("route", "bench"))
+
+
+def why_not_runnable(t: dict[str, Any], data: Path, route: str | None = None) -> str | None:
     from srbench.method import method_entries
 
     proto = t["protocol"]
+    if not t.get("published"):
+        return f"no published numbers retrievable: {t.get('not_retrievable', 'none given in the table')}"
+    if route_of(t, route) == "y-channel":
+        hr = data / proto["data"] / "HR"
+        return None if hr.is_dir() else f"data missing: {hr} (pass --data DIR holding {proto['data']}/HR/)"
     method = str(proto["method"]).split("_")[0]
     if proto["method"] not in method_entries() and method not in method_entries():
         return f"method not installed: {proto['method']}"
@@ -103,6 +120,8 @@ def report_verdict(name: str, t: dict[str, Any], summary: dict[str, Any], how: s
     partial = f" on {len(computed)} of {len(rows)} metrics, the others SKIPPED" if 0 < len(computed) < len(rows) else ""
     print(f"{name}: {verdict}{partial} — {t['title']} ({how}; n={n}{'' if n == want else f', table has {want}'}; "
           f"source: {t['source']})")
+    for m, reason in (t.get("not_compared") or {}).items():
+        print(f"  {m:8s} not compared: {reason}")
     for m, ours, theirs, tol, ok in rows:
         if not math.isfinite(ours):
             print(f"  {m:8s} not computed: {missing.get(m, 'no such column in this run')}  published {theirs:.4f}  SKIPPED")
@@ -112,12 +131,19 @@ def report_verdict(name: str, t: dict[str, Any], summary: dict[str, Any], how: s
     return verdict
 
 
-def run_table(name: str, t: dict[str, Any], data: Path, results: Path) -> str:
+def run_table(name: str, t: dict[str, Any], data: Path, results: Path, route: str | None = None) -> str:
     proto = t["protocol"]
-    reason = why_not_runnable(t, data)
+    reason = why_not_runnable(t, data, route)
     if reason:
         print(f"{name}: SKIPPED — {reason}")
         return "SKIPPED"
+    if route_of(t, route) == "y-channel":
+        from srbench.commands import reproduce_y
+
+        s = int(_scale(proto))
+        summary = reproduce_y.run(data / proto["data"] / "HR", s, results / "reproduce" / f"{name}-y-channel",
+                                  profile=str(proto["metrics"]))
+        return report_verdict(name, t, summary, "route y-channel: bicubic on the HR's 8-bit Y, SRCNN/VDSR test script")
     run_name = f"reproduce-{name}"
     cmd = [str(Path(sys.executable).parent / "srbench-bench"), f"method={proto['method']}", f"dataset={proto['dataset']}",
            f"dataset.root={data / proto['data']}", f"metrics={proto['metrics']}", f"results_dir={results}",
@@ -138,6 +164,9 @@ def score_sr_dir(name: str, t: dict[str, Any], sr_dir: Path, data: Path, results
     from srbench.data.io import list_images
 
     proto = t["protocol"]
+    if not t.get("published"):
+        print(f"{name}: SKIPPED — no published numbers retrievable: {t.get('not_retrievable', 'none given in the table')}")
+        return "SKIPPED"
     candidates = proto.get("hr", "HR")
     candidates = [candidates] if isinstance(candidates, str) else list(candidates)
     hr_dir = next((data / proto["data"] / c for c in candidates if (data / proto["data"] / c).is_dir()), None)
@@ -228,6 +257,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--list", action="store_true", help="every table and what it needs")
     parser.add_argument("--data", type=Path, default=Path("data"), help="folder holding the tables' image folders")
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--route", choices=["bench", "y-channel"], default=None,
+                        help="how ours is made, overriding the table's protocol.route (bench: the method through "
+                             "srbench-bench; y-channel: bicubic on the HR's Y, the SRCNN/VDSR test script)")
     parser.add_argument("--sr-dir", type=Path, default=None,
                         help="score this folder of SR images (e.g. the authors' released outputs) instead of running "
                              "the method; pairs with the table's HR by file stem")
@@ -236,9 +268,13 @@ def main(argv: list[str]) -> int:
     if args.list or not args.table:
         for name, path in known.items():
             t = load(path)
-            reason = why_not_runnable(t, args.data)
+            reason = why_not_runnable(t, args.data, args.route)
             p = t["protocol"]
-            print(f"{name:24s} {t['title']} — method={p['method']} data={args.data / p['data']} metrics={p['metrics']}"
+            route = route_of(t, args.route)
+            needs = (f"data={args.data / p['data']}/HR" if route == "y-channel" else
+                     f"method={p['method']} (weights) data={args.data / p['data']}")
+            cols = ",".join(t.get("published") or {}) or "none"
+            print(f"{name:24s} {t['title']} — route={route} needs {needs} metrics={p['metrics']} published={cols}"
                   f" — {'runnable' if reason is None else 'SKIPPED: ' + reason}")
         print("every table also scores a folder of SR images instead of running the method: --sr-dir PATH "
               "(paired with the table's HR by file stem)")
@@ -250,5 +286,5 @@ def main(argv: list[str]) -> int:
             return 2
         t = load(known[name])
         verdicts.append(score_sr_dir(name, t, args.sr_dir, args.data, args.results) if args.sr_dir
-                        else run_table(name, t, args.data, args.results))
+                        else run_table(name, t, args.data, args.results, args.route))
     return 1 if "FAIL" in verdicts else 0
