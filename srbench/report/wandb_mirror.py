@@ -103,6 +103,7 @@ def mirror(runs: list[Run], frame: pd.DataFrame, out: Path, written: list[Path],
             logger.log_table(f"leaderboard/{slug}", table)
             logged[f"leaderboard/{slug}"] = len(table)
             logger.log_table(f"card/{slug}", [{"key": k, "value": str(_plain(v))} for k, v in card.items()])
+            logged[f"card/{slug}"] = len(card)
             index = out / f"{slug}-crops" / "index.json"
             if index.exists():
                 vis = visual_rows(index)
