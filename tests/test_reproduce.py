@@ -147,3 +147,28 @@ def test_sr_dir_checks_the_authors_per_image_log(tmp_path, capsys):
     write_log(0.01)  # one image of the log disagrees with our score beyond the tolerance
     assert reproduce.score_sr_dir("t", _table(mean), sr_dir, data, tmp_path / "r") == "FAIL"
     assert "1 beyond tol" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,want", [("osediff_realsr", ["dists", "clipiqa", "musiq", "maniqa-pipal", "niqe"]),
+                                       ("osediff_div2k_val_x4", [])])
+def test_bench_route_computes_exactly_the_compared_extras(name, want, tmp_path, monkeypatch):
+    """The bench route passes the table's compared pyiqa extras as ``metrics.extra``: without it a run took the
+    profile's default extras — five learned metrics no DIV2K-Val table compares, and none for a table whose
+    profile lists no extras. The override must parse as a Hydra list."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    t = reproduce.load(reproduce.tables()[name])
+    assert reproduce.compared_extra_metrics(t) == want
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen["cmd"] = cmd
+        return type("P", (), {"returncode": 1, "stderr": "stopped by the test", "stdout": ""})()
+
+    monkeypatch.setattr(reproduce, "why_not_runnable", lambda *a, **k: None)
+    monkeypatch.setattr(reproduce.subprocess, "run", fake_run)
+    assert reproduce.run_table(name, t, tmp_path, tmp_path / "results", route="bench") == "FAIL"
+    extra = [a for a in seen["cmd"] if a.startswith("metrics.extra=")]
+    assert len(extra) == 1
+    (override,) = OverridesParser.create().parse_overrides(extra)
+    assert override.key_or_group == "metrics.extra" and override.value() == want

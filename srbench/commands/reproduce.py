@@ -131,6 +131,15 @@ def report_verdict(name: str, t: dict[str, Any], summary: dict[str, Any], how: s
     return verdict
 
 
+def compared_extra_metrics(t: dict[str, Any]) -> list[str]:
+    """The table's pyiqa extras that it compares with a published number (``maniqa-pipal`` is published
+    as ``maniqa_pipal``). Both routes compute exactly these: the bench route would otherwise take the
+    profile's default extras, computing columns no table compares (five learned metrics over 3,000
+    DIV2K-Val images) and missing any the profile lacks."""
+    published = set(t.get("published") or {})
+    return [m for m in t["protocol"].get("extra", []) if m.replace("-", "_") in published]
+
+
 def run_table(name: str, t: dict[str, Any], data: Path, results: Path, route: str | None = None) -> str:
     proto = t["protocol"]
     reason = why_not_runnable(t, data, route)
@@ -147,7 +156,8 @@ def run_table(name: str, t: dict[str, Any], data: Path, results: Path, route: st
     run_name = f"reproduce-{name}"
     cmd = [str(Path(sys.executable).parent / "srbench-bench"), f"method={proto['method']}", f"dataset={proto['dataset']}",
            f"dataset.root={data / proto['data']}", f"metrics={proto['metrics']}", f"results_dir={results}",
-           f"run_name={run_name}", "print_table=false", *proto.get("overrides", [])]
+           f"run_name={run_name}", "print_table=false", f"metrics.extra=[{','.join(compared_extra_metrics(t))}]",
+           *proto.get("overrides", [])]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     summary_path = results / str(proto["dataset"]) / str(proto["method"]) / run_name / "summary.json"
     if proc.returncode != 0 or not summary_path.exists():
@@ -183,7 +193,7 @@ def score_sr_dir(name: str, t: dict[str, Any], sr_dir: Path, data: Path, results
         return "SKIPPED"
     out = results / "reproduce" / f"{name}-sr-dir"
     published = set(t["published"])
-    extra = [m for m in proto.get("extra", []) if m.replace("-", "_") in published]
+    extra = compared_extra_metrics(t)
     argv = [str(sr_dir), str(hr_dir), "--profile", str(proto["metrics"]), "--scale", f"{_scale(proto):g}",
             "--modcrop-hr", "--out", str(out), "--lpips", "alex" if "lpips" in published else "none"]
     if extra:
