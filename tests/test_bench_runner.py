@@ -313,3 +313,23 @@ def test_call_upscale_passes_names_only_to_methods_that_want_them():
     m = Named()
     call_upscale(m, lr, 2, seeds=[1, 2], names=("a", "b"))
     assert m.got == ["a", "b"]
+
+
+def test_sweep_job_failing_inside_its_run_is_recorded_once(tmp_path, monkeypatch):
+    """A job that fails after its run directory exists (e.g. ECDP tiny asked for ×8) was listed twice by
+    `srbench report`: its own run (status failed) and a failed-<hash> twin; and its summary said valid."""
+    from srbench.runners import bench
+
+    def boom(self, batch):
+        raise ValueError("this model was built for x4, not x8")
+        yield  # a generator, as BenchLoop.batch is
+
+    monkeypatch.setattr(bench.BenchLoop, "batch", boom)
+    overrides = ["method=bicubic", f"results_dir={tmp_path}", *SMALL]
+    with bench_config(overrides) as cfg:
+        (result,) = execute(cfg, overrides=overrides, multirun=True)
+    runs = sorted(p.name for p in (tmp_path / "samples" / "bicubic").iterdir())
+    assert len(runs) == 1 and not runs[0].startswith("failed-"), runs
+    assert result.status == "failed" and result.run_dir.name == runs[0]
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "built for x4" in summary["error"] and summary["valid"] is False

@@ -137,6 +137,8 @@ def build_summary(rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[st
     covered = len(mine) if draws > 1 else body["n_images"] + body["n_skipped"] + body["n_nonfinite"]
     if status is None:
         status = "complete" if covered >= len(names) * draws else "partial"
+    if status == "failed":  # no score of a failed run is a valid set score, even over the images it did
+        body["valid"] = False
     summary = {**header, "status": status, "n_total": len(names), **body,
                "nfe": body["timing"].get("nfe", {}).get("mean"), "wall_time_s": time.time() - started}
     if seeds and int(seeds.get("requested", 1)) > 1:

@@ -432,6 +432,7 @@ class BenchRun:
             if record is not None:
                 record.write_summary("partial" if isinstance(exc, KeyboardInterrupt) else "failed",
                                      error=one_line(exc))
+                exc.srbench_run_dir = self.dir.path  # recorded here: a sweep must not add a failed-<hash> twin
             raise
         dist.barrier()
         if record is None:
@@ -557,9 +558,13 @@ def is_all_mode(cfg: Mapping[str, Any]) -> bool:
 
 
 def record_failure(cfg: Mapping[str, Any], overrides: Sequence[str], exc: BaseException) -> RunResult:
-    """Write ``results/<dataset>/<method>/failed-<hash>/`` (summary status=failed + manifest) for a sweep job."""
+    """Write ``results/<dataset>/<method>/failed-<hash>/`` (summary status=failed + manifest) for a sweep job
+    that failed before it had a run directory; one that failed inside its run is already recorded there."""
     method = ALL if is_all_mode(cfg) else cfg["method"]["name"]
     dataset = cfg["dataset"]["name"]
+    recorded = getattr(exc, "srbench_run_dir", None)
+    if recorded is not None:
+        return RunResult(method, dataset, recorded, "failed", message=one_line(exc))
     run = RunDir(cfg.get("results_dir", "results"), dataset, method, f"failed-{config_hash(list(overrides))}")
     write_failure(run, method=method, dataset=dataset, scale=cfg["dataset"].get("scale"),
                   profile=cfg["metrics"]["profile"], overrides=overrides, config=cfg, error=one_line(exc),
