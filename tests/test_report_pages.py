@@ -249,3 +249,30 @@ def test_quality_vs_nfe_and_psnr_vs_scale_plots(tmp_path):
     for png in (nfe_png, scale_png):
         assert Image.open(png).size[0] > 100
     assert not list(out.glob("samples-x2.5-*-quality-nfe.png"))  # one run at ×2.5: nothing varies there
+
+
+def test_card_names_each_methods_tiling_without_splitting_the_table(results, tmp_path):
+    """The issue's card lists tiling; it is a method property (InvSR chops, bicubic does not), so the
+    runs stay in one table and the card names each method's."""
+    m = results / "samples" / "a" / "good" / "manifest.json"
+    manifest = json.loads(m.read_text())
+    m.write_text(json.dumps({**manifest, "method": {"tiling": "authors' 128/64 Gaussian chopping"}}))
+    out = tmp_path / "report"
+    assert report.main([str(results), "--out", str(out)]) == 0
+    pages = [p for p in out.glob("samples-x4-standard-*.html") if "visual" not in p.name]
+    assert len(pages) == 1
+    std = pages[0].read_text()
+    assert "tiling (per method)" in std and "authors&#x27; 128/64 Gaussian chopping" in std
+    assert "none (whole image)" in std
+
+
+@pytest.mark.parametrize("times,want", [([50.0, 1.0e5], "log"), ([50.0, 400.0], "linear")])
+def test_time_vs_quality_goes_log_when_times_span_orders_of_magnitude(times, want, tmp_path, monkeypatch):
+    from srbench.report import plots
+
+    seen = {}
+    monkeypatch.setattr(plots, "_finish", lambda plt, fig, ax, out, **kw: seen.update(scale=ax.get_xscale()))
+    rows = [{"label": f"m{i}", "ms_per_img": t, "psnr": 20.0 + i} for i, t in enumerate(times)]
+    assert plots.scatter(rows, "ms_per_img", "psnr", tmp_path / "t.png", xlabel="", ylabel="", title="",
+                         logx="auto")
+    assert seen["scale"] == want

@@ -21,7 +21,7 @@ from typing import Any
 
 from srbench.metrics.stats import paired_bootstrap
 from srbench.report import plots, visual
-from srbench.report.runs import Run, card_key, labels
+from srbench.report.runs import Run, card_key, card_shown, labels
 from srbench.results import leaderboard as lb
 
 ALPHA = 0.05
@@ -206,7 +206,7 @@ def write(runs: list[Run], out: Path) -> list[Path]:
         title = f"{card['dataset']} ×{card['scale']} · {card['profile']}"
         slug = _slug(card["dataset"], f"x{card['scale']}", card["profile"], key)
         rows, metrics, best = table_rows(members)
-        body = [card_html(card), leaderboard_html(rows, metrics, best), seeds_html(rows, metrics)]
+        body = [card_html(card_shown(members)), leaderboard_html(rows, metrics, best), seeds_html(rows, metrics)]
         pd_png = out / f"{slug}-perception-distortion.png"
         lpips = "lpips" if "lpips" in metrics else None
         if lpips and "psnr" in metrics and plots.scatter(rows, "psnr", lpips, pd_png, xlabel="PSNR (dB)",
@@ -215,7 +215,7 @@ def write(runs: list[Run], out: Path) -> list[Path]:
             body.append(f'<h2>Perception–distortion</h2><img src="{pd_png.name}" alt="LPIPS vs PSNR">')
         tq_png = out / f"{slug}-time-quality.png"
         if best and plots.scatter(rows, "ms_per_img", best, tq_png, xlabel="ms / image",
-                                  ylabel=lb.LABELS.get(best, best), title="time vs quality"):
+                                  ylabel=lb.LABELS.get(best, best), title="time vs quality", logx="auto"):
             written.append(tq_png)
             body.append(f'<h2>Time vs quality</h2><img src="{tq_png.name}" alt="quality vs time">')
         nfe_png = out / f"{slug}-quality-nfe.png"

@@ -22,8 +22,11 @@ def _ci(row: dict[str, Any], m: str) -> float:
     return 0.0 if v is None or not math.isfinite(v) else float(v)
 
 
-def scatter(rows: list[dict[str, Any]], x: str, y: str, out: Path, *, xlabel: str, ylabel: str, title: str) -> bool:
-    """One point per row at (x, y) with CI bars where the row has them; False when no row has both."""
+def scatter(rows: list[dict[str, Any]], x: str, y: str, out: Path, *, xlabel: str, ylabel: str, title: str,
+            logx: bool | str = False) -> bool:
+    """One point per row at (x, y) with CI bars where the row has them; False when no row has both.
+    ``logx="auto"``: a log x axis when the positive x span more than 100× (bicubic's 50 ms beside a
+    diffusion method's minutes would otherwise pin every fast method to zero)."""
     pts = [r for r in rows if math.isfinite(r.get(x, math.nan)) and math.isfinite(r.get(y, math.nan))]
     if not pts:
         return False
@@ -31,6 +34,9 @@ def scatter(rows: list[dict[str, Any]], x: str, y: str, out: Path, *, xlabel: st
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
     for r in pts:
         ax.errorbar(r[x], r[y], xerr=_ci(r, x), yerr=_ci(r, y), fmt="o", capsize=3, label=r["label"])
+    xs = [r[x] for r in pts]
+    if logx is True or (logx == "auto" and min(xs) > 0 and max(xs) / min(xs) > 100):
+        ax.set_xscale("log")
     _finish(plt, fig, ax, out, xlabel=xlabel, ylabel=ylabel, title=title)
     return True
 

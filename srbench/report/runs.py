@@ -55,6 +55,17 @@ class Run:
         cfg = {k: v for k, v in (self.manifest.get("config") or {}).items() if k not in NOT_SETTINGS}
         return flatten(cfg)
 
+    def tiling(self) -> str:
+        """How the method split the image, from its ``describe()`` in the manifest (InvSR's chopping or
+        the shared SD tiler, spandrel's tile side); a method property shown on the card, not a reason
+        to split the table (every SD method would otherwise sit alone)."""
+        desc = self.manifest.get("method") or {}
+        if desc.get("tiling"):
+            return str(desc["tiling"])
+        if desc.get("tile") not in (None, "", 0):
+            return f"tile {desc['tile']} (overlap {desc.get('tile_overlap', '?')})"
+        return "none (whole image)"
+
     def per_image(self, metric: str) -> dict[str, float]:
         """Per-image values of ``metric`` over ``ok`` rows (the last row of an image wins, as in summaries);
         with seeds=K each image's mean over its draws, as the summary's statistics over images."""
@@ -133,6 +144,14 @@ def _dataset_hash(manifest: dict[str, Any]) -> str:
     if ds.get("image_list_sha256"):
         return str(ds["image_list_sha256"])[:16]
     return hashlib.sha256(json.dumps(ds, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def card_shown(members: list[Run]) -> dict[str, Any]:
+    """The card printed above a table: the shared card plus each method's tiling."""
+    tiling = {r.label: r.tiling() for r in members}
+    shown = " · ".join(f"{k}: {v}" for k, v in sorted(tiling.items())) if len(set(tiling.values())) > 1 \
+        else next(iter(tiling.values()))
+    return {**members[0].card(), "tiling (per method)": shown}
 
 
 def card_key(card: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from srbench.report.pages import _slug, group, table_rows
-from srbench.report.runs import Run, card_key
+from srbench.report.runs import Run, card_key, card_shown
 from srbench.tracking import build_logger
 
 
@@ -102,8 +102,9 @@ def mirror(runs: list[Run], frame: pd.DataFrame, out: Path, written: list[Path],
                            card=card_key(card))
             logger.log_table(f"leaderboard/{slug}", table)
             logged[f"leaderboard/{slug}"] = len(table)
-            logger.log_table(f"card/{slug}", [{"key": k, "value": str(_plain(v))} for k, v in card.items()])
-            logged[f"card/{slug}"] = len(card)
+            shown = card_shown(members)
+            logger.log_table(f"card/{slug}", [{"key": k, "value": str(_plain(v))} for k, v in shown.items()])
+            logged[f"card/{slug}"] = len(shown)
             index = out / f"{slug}-crops" / "index.json"
             if index.exists():
                 vis = visual_rows(index)
