@@ -4,6 +4,7 @@ on the same images, failed jobs with their error, plots that decode, and a headl
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -100,6 +101,9 @@ def _chromium():
 def test_report_renders_in_headless_chromium(results, tmp_path):
     exe = _chromium()
     if not exe:
+        if os.environ.get("SRBENCH_REQUIRE_BROWSER") == "1":
+            # CI sets this after installing chromium: a pass there then means the page really rendered
+            pytest.fail("SRBENCH_REQUIRE_BROWSER=1 but no chromium binary on PATH")
         pytest.skip("no chromium binary on PATH (apt-get install -y chromium)")
     out = tmp_path / "report"
     assert report.main([str(results), "--out", str(out)]) == 0
